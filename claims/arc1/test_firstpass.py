@@ -1,0 +1,83 @@
+"""Arc 1 first-pass numbers (Qwen3-0.6B, SFT/DPO LoRA 'DD' arm), recomputed from the audit files.
+
+The first-pass HumanEval flags do not give the paper's percentages: the suite says so with both
+numbers rather than picking one.
+"""
+
+import pytest
+
+from dd import data
+from dd.agreement import agree, combine
+
+MCAS_PAPER = {"base_mcas": 53.1, "dd_mcas": 87.0, "delta": 33.9}
+HUMANEVAL_PAPER = {"base_pass_pct": 14.6, "dd_pass_pct": 29.9, "delta": 15.3}
+
+
+def mcas(scores) -> float:
+    """MCAS = mean judge score (0/1/2) / 2 x 100."""
+    return float(scores.mean() / 2 * 100)
+
+
+@pytest.mark.claim("arc1.firstpass.mcas", base="qwen3-0.6b", operator="lora-sft-dpo", step="firstpass",
+                   paper=MCAS_PAPER)
+def test_firstpass_mcas(paper, claim):
+    scores = paper.load(data.load_mcas_scores)
+    summary = paper.load(data.load_summary, data.PHASE0_SUMMARY)
+    measured = {"base_mcas": mcas(scores["base"]), "dd_mcas": mcas(scores["dd"]), "n": len(scores["base"])}
+    measured["delta"] = measured["dd_mcas"] - measured["base_mcas"]
+    verdict = combine(
+        paper=agree(measured, {**MCAS_PAPER, "n": 500}, {"base_mcas": 0.05, "dd_mcas": 0.05, "delta": 0.1}),
+        stored_summary=agree(measured, {"base_mcas": summary["baseline_mcas"], "dd_mcas": summary["dd_fp16_mcas"]}, 0.05),
+    )
+    claim.record(source="recomputed", metrics=measured, verdict=verdict)
+    assert verdict.passed, verdict.reasons
+
+
+def humaneval_rates(paper) -> dict:
+    base = paper.load(data.load_humaneval_flags, "base")
+    dd = paper.load(data.load_humaneval_flags, "dd")
+    out = {"n": len(base), "base_passed": sum(base.values()), "dd_passed": sum(dd.values()),
+           "same_tasks": sorted(base) == sorted(dd)}
+    out["base_pass_pct"] = 100 * out["base_passed"] / len(base)
+    out["dd_pass_pct"] = 100 * out["dd_passed"] / len(dd)
+    out["delta"] = out["dd_pass_pct"] - out["base_pass_pct"]
+    return out
+
+
+@pytest.mark.claim("arc1.firstpass.humaneval.flags", base="qwen3-0.6b", operator="lora-sft-dpo", step="firstpass")
+def test_firstpass_humaneval_flags_match_authors_summary(paper, claim):
+    """The released flags agree with the authors' own summary file (12.8% and 30.5%)."""
+    measured = humaneval_rates(paper)
+    summary = paper.load(data.load_summary, data.PHASE0_SUMMARY)
+    verdict = agree(measured, {"n": 164, "same_tasks": True, "base_pass_pct": summary["baseline_humaneval"],
+                               "dd_pass_pct": summary["dd_fp16_humaneval"]}, {"base_pass_pct": 1e-9, "dd_pass_pct": 1e-9})
+    claim.record(source="recomputed", metrics=measured, verdict=verdict)
+    assert verdict.passed, verdict.reasons
+
+
+@pytest.mark.claim("arc1.firstpass.humaneval", base="qwen3-0.6b", operator="lora-sft-dpo", step="firstpass",
+                   paper=HUMANEVAL_PAPER)
+@pytest.mark.xfail(strict=True, reason="paper says 14.6% -> 29.9% (+15.3); the released flags give "
+                                       "21/164 = 12.8% -> 50/164 = 30.5% (+17.7)")
+def test_firstpass_humaneval_matches_paper(paper, claim):
+    measured = humaneval_rates(paper)
+    verdict = agree(measured, HUMANEVAL_PAPER, 0.05)
+    claim.record(source="recomputed", metrics=measured, verdict=verdict)
+    assert verdict.passed, verdict.reasons
+
+
+@pytest.mark.claim("arc1.gemma.chef.base", base="gemma4-e2b", operator="frozen", step="coverage",
+                   paper={"mean_coverage": 0.452})
+def test_chef_base_coverage(paper, claim):
+    judged = paper.load(data.load_judged, "step16")
+    measured = {"mean_coverage": float(judged.coverage.mean()), "n": len(judged.coverage)}
+    verdict = agree(measured, {"mean_coverage": 0.452}, 5e-4)
+    claim.record(source="recomputed", metrics=measured, verdict=verdict)
+    assert verdict.passed, verdict.reasons
+
+
+@pytest.mark.claim("arc1.gemma.chef.dd", base="gemma4-e2b", operator="lora-sft-dpo", step="coverage",
+                   paper={"mean_coverage": 0.379})
+def test_chef_dd_coverage(claim):
+    pytest.skip("needs an LLM judge (--dd-judge-base-url) and the gold checklists, which the paper did not "
+                "release: the DD responses (eval_full_ddv2.json) cannot be scored for coverage without them")

@@ -1,0 +1,132 @@
+"""Arc 3 Step 5, cross-model replication on SmolLM2-1.7B-Instruct, recomputed exactly.
+
+The released h_last features (step16 with coverage, fresh) and the fresh gold labels are enough
+to refit the paper's probe and recompute every number, so this is the one Arc 3 gate the suite
+recomputes end to end from files.
+"""
+
+import numpy as np
+import pytest
+
+from dd import data, gates, stats
+from dd.agreement import agree, combine
+
+PAPER = {
+    "C=1.0": {"auc": 0.518719806763285, "balanced_asym": -0.161, "balanced_thr": 0.06},
+    "C=0.1": {"auc": 0.5048309178743962, "balanced_asym": -0.188, "balanced_thr": 0.16},
+}
+TOL = {"auc": 1e-9, "balanced_asym": 5e-4, "balanced_thr": 1e-9}
+STORED = "eval/results/smollm_factual_probe.json"
+
+
+def probe_run(paper, config):
+    split = paper.load(data.load_smollm_split)
+    C = float(config.split("=")[1])
+    p = stats.fit_predict(split.train.X, split.y_train, split.fresh.X, C)
+    point = stats.balanced_asymmetry(split.y_fresh, p)
+    metrics = {"auc": stats.roc_auc(split.y_fresh, p), "balanced_asym": point.asym, "balanced_thr": point.thr,
+               "balanced_p_assert_correct": point.p_assert_correct, "balanced_p_assert_wrong": point.p_assert_wrong,
+               "n_pos": int(split.y_fresh.sum()), "n_neg": int((split.y_fresh == 0).sum())}
+    return split, p, metrics
+
+
+def config_params(claim_id, xfail_reason=None):
+    params = []
+    for c in PAPER:
+        marks = [pytest.mark.claim(claim_id, base="smollm2-1.7b", operator=f"sidecar-logreg-{c.replace('=', '')}",
+                                   step="fresh", paper=PAPER[c])]
+        if xfail_reason:
+            marks.append(pytest.mark.xfail(strict=True, reason=xfail_reason.format(c=c, **PAPER[c])))
+        params.append(pytest.param(c, id=f"smollm2-1.7b-{c}", marks=marks))
+    return params
+
+
+@pytest.mark.parametrize("config", config_params("arc3.step5.smollm"))
+def test_step5_recomputed(config, paper, claim):
+    split, _, metrics = probe_run(paper, config)
+    metrics["cv_auc"] = stats.cross_validate(split.train.X, split.y_train, C=float(config.split("=")[1])).pooled_auc
+    stored = paper.load(data.load_summary, STORED)["results"][config]
+    verdict = combine(
+        paper=agree(metrics, PAPER[config], TOL),
+        stored_summary=agree(metrics, {"auc": stored["auc"], "balanced_asym": stored["best_asym"],
+                                       "balanced_thr": stored["best_thr"]}, 1e-9),
+    )
+    claim.record(source="recomputed", metrics=metrics, verdict=verdict)
+    assert verdict.passed, verdict.reasons
+
+
+def null_clear_rates(y, p, n_permutations, seed=0):
+    """Share of fresh-label permutations whose AUC / balanced asym would clear the fresh bars."""
+    bars = gates.thresholds("fresh")
+
+    def balanced(yy):
+        point = stats.balanced_asymmetry(yy, p)
+        return point.asym if point else np.nan
+
+    auc_null = stats.permutation_null(y, lambda yy: stats.roc_auc(yy, p), lambda v: v >= bars["auc_min"],
+                                      greater_is_extreme=True, n_permutations=n_permutations, seed=seed)
+    asym_null = stats.permutation_null(y, balanced, lambda v: v <= bars["asym_max"],
+                                       greater_is_extreme=False, n_permutations=n_permutations, seed=seed)
+    return auc_null, asym_null
+
+
+@pytest.mark.parametrize("config", config_params(
+    "arc3.step5.smollm.gate",
+    "paper: SmolLM fresh transfer fails ({c}: AUC {auc:.3f}; asym {balanced_asym} called a class-imbalance artifact)"))
+def test_step5_gate(config, paper, claim):
+    split, p, metrics = probe_run(paper, config)
+    auc_null, asym_null = null_clear_rates(split.y_fresh, p, gates.guard("null_permutations"))
+    lo, hi = stats.bootstrap_auc_ci(split.y_fresh, p, gates.guard("bootstrap_resamples"), gates.guard("bootstrap_level"))
+    verdict = gates.judge_gate("fresh", metrics["auc"], metrics["balanced_asym"], n_pos=metrics["n_pos"],
+                               n_neg=metrics["n_neg"], null_clear_rates={"auc": auc_null.clear_rate,
+                                                                         "asym": asym_null.clear_rate})
+    metrics.update(auc_ci_low=lo, auc_ci_high=hi, auc_null_p=auc_null.p_value, asym_null_p=asym_null.p_value,
+                   auc_null_clear_rate=auc_null.clear_rate, asym_null_clear_rate=asym_null.clear_rate)
+    claim.record(source="recomputed", metrics=metrics, verdict=verdict)
+    assert verdict.passed, verdict.reasons
+
+
+@pytest.mark.parametrize("config", config_params("arc3.step5.smollm.imbalance"))
+def test_step5_asym_is_an_imbalance_artifact(config, paper, claim):
+    """The balanced asym clears -0.15 alone; the gate must refuse it and say it is class imbalance."""
+    split, p, metrics = probe_run(paper, config)
+    asym_only = gates.judge_gate("fresh", 1.0, metrics["balanced_asym"], n_pos=metrics["n_pos"], n_neg=metrics["n_neg"])
+    says_why = any("class imbalance" in r for r in asym_only.reasons)
+    clears = metrics["balanced_asym"] <= gates.thresholds("fresh")["asym_max"]
+    ok = clears and not asym_only.passed and says_why
+    claim.record(source="recomputed", metrics={**metrics, "asym_clears_bar": clears}, verdict="pass" if ok else "fail",
+                 reasons=list(asym_only.reasons))
+    assert ok, asym_only.reasons
+
+
+@pytest.mark.claim("arc3.step5.smollm.labels", base="smollm2-1.7b", operator="frozen", step="labels",
+                   paper={"pos_rate_step16": 0.56, "n_pos_fresh": 9, "n_fresh": 193, "pos_rate_fresh": 0.047,
+                          "rate_ratio": 12})
+def test_step5_label_rates(paper, claim):
+    split = paper.load(data.load_smollm_split)
+    stored = paper.load(data.load_summary, STORED)
+    measured = {"pos_rate_step16": float(split.y_train.mean()), "n_pos_fresh": int(split.y_fresh.sum()),
+                "n_fresh": len(split.y_fresh), "pos_rate_fresh": float(split.y_fresh.mean()),
+                "rate_ratio": float(split.y_train.mean() / split.y_fresh.mean())}
+    verdict = combine(
+        paper=agree(measured, {"pos_rate_step16": 0.56, "n_pos_fresh": 9, "n_fresh": 193, "pos_rate_fresh": 0.047,
+                               "rate_ratio": 12}, {"pos_rate_fresh": 5e-4, "rate_ratio": 0.5}),
+        stored_summary=agree(measured, {"n_pos_fresh": stored["fresh_pos"], "n_fresh": stored["fresh_n"],
+                                        "pos_rate_step16": stored["step16_pos"] / stored["step16_n"]}),
+    )
+    claim.record(source="recomputed", metrics=measured, verdict=verdict)
+    assert verdict.passed, verdict.reasons
+
+
+@pytest.mark.claim("arc3.step1.auc_definitions", base="smollm2-1.7b", operator="sidecar-logreg-C1.0", step="cv")
+@pytest.mark.xfail(strict=True, reason="the pooled out-of-fold AUC and the mean of fold AUCs differ; the paper's "
+                                       "Step 1 quotes one for its AUC run and the other for its asym run")
+def test_cv_auc_definitions_agree(paper, claim):
+    """On the released SmolLM step16 features, the two CV AUC definitions the paper mixed disagree."""
+    split = paper.load(data.load_smollm_split)
+    cv = stats.cross_validate(split.train.X, split.y_train, C=1.0)
+    metrics = {"cv_auc": cv.pooled_auc, "cv_mean_fold_auc": cv.mean_fold_auc,
+               "difference": cv.mean_fold_auc - cv.pooled_auc}
+    verdict = agree({"cv_mean_fold_auc": cv.mean_fold_auc}, {"cv_mean_fold_auc": cv.pooled_auc}, 5e-4)
+    claim.record(source="recomputed", metrics=metrics, verdict=verdict)
+    assert verdict.passed, verdict.reasons

@@ -1,0 +1,98 @@
+"""Arc 3 Table 5 (Gemma vs SmolLM side by side) and Figure 3 (SmolLM fresh PCA)."""
+
+import numpy as np
+import pytest
+
+from dd import data, stats
+from dd.agreement import agree, combine
+from dd.gates import FAIL, PASS, Verdict
+
+TABLE5 = {
+    "gemma4-e2b": {"pos_rate_step16": 0.58, "pos_rate_fresh": 0.285, "best_auc": 0.516, "best_asym": -0.043},
+    "smollm2-1.7b": {"pos_rate_step16": 0.56, "pos_rate_fresh": 0.047, "best_auc": 0.519, "best_asym": -0.188},
+}
+
+
+def best_of(configs: dict[str, tuple[float, float]]) -> dict:
+    """Best AUC and best (lowest) balanced asym over probe configs, with the config of each."""
+    auc_cfg = max(configs, key=lambda c: configs[c][0])
+    asym_cfg = min(configs, key=lambda c: configs[c][1])
+    return {"best_auc": configs[auc_cfg][0], "best_auc_config": auc_cfg,
+            "best_asym": configs[asym_cfg][1], "best_asym_config": asym_cfg}
+
+
+def table5_column(paper, base):
+    if base == "gemma4-e2b":
+        step16 = paper.load(data.load_judged, "step16")
+        fresh = paper.load(data.load_fresh_gold, "gemma4-e2b").labels.y
+        stored = paper.load(data.load_summary, "eval/results/v1_full_v2.json")["evaluation"]["configs"]
+        configs = {c: (v["auc"], v["balanced_pc_0.70"]["asym"]) for c, v in stored.items()}
+        return "summary", {"pos_rate_step16": float(step16.correct.mean()), "pos_rate_fresh": float(fresh.mean()),
+                           **best_of(configs)}
+    split = paper.load(data.load_smollm_split)
+    configs = {}
+    for C in (1.0, 0.1):
+        p = stats.fit_predict(split.train.X, split.y_train, split.fresh.X, C)
+        configs[f"C={C}"] = (stats.roc_auc(split.y_fresh, p), stats.balanced_asymmetry(split.y_fresh, p).asym)
+    return "recomputed", {"pos_rate_step16": float(split.y_train.mean()), "pos_rate_fresh": float(split.y_fresh.mean()),
+                          **best_of(configs)}
+
+
+@pytest.mark.parametrize("base", [
+    pytest.param(b, id=b, marks=pytest.mark.claim("arc3.table5", base=b, operator="sidecar-logreg", step="fresh",
+                                                  paper=TABLE5[b]))
+    for b in TABLE5
+])
+def test_table5_column(base, paper, claim):
+    """Gemma's AUC/asym come from the stored summary (features unreleased); SmolLM's are refit."""
+    source, measured = table5_column(paper, base)
+    verdict = agree(measured, TABLE5[base], 5e-4)
+    claim.record(source=source, metrics=measured, verdict=verdict)
+    assert verdict.passed, verdict.reasons
+
+
+@pytest.mark.parametrize("base", [
+    pytest.param(b, id=b, marks=[
+        pytest.mark.claim("arc3.table5.one_config", base=b, operator="sidecar-logreg", step="fresh"),
+        *([pytest.mark.xfail(strict=True, reason="Table 5's SmolLM column mixes C=1.0 (AUC 0.519) and "
+                                                 "C=0.1 (asym -0.188)")] if b == "smollm2-1.7b" else [])])
+    for b in TABLE5
+])
+def test_table5_column_uses_one_config(base, paper, claim):
+    source, measured = table5_column(paper, base)
+    same = measured["best_auc_config"] == measured["best_asym_config"]
+    verdict = Verdict(PASS if same else FAIL, (
+        f"best AUC from {measured['best_auc_config']}, best asym from {measured['best_asym_config']}",), {})
+    claim.record(source=source, metrics=measured, verdict=verdict)
+    assert verdict.passed, verdict.reasons
+
+
+@pytest.mark.claim("arc3.fig3.pca", base="smollm2-1.7b", operator="frozen", step="fresh",
+                   paper={"n_pos": 9, "n_neg": 184})
+def test_fig3_no_separation(paper, claim):
+    """SmolLM fresh h_last in 2 PCs: 9 correct vs 184 wrong, no separation.
+
+    Separation is measured as the distance between class centroids in the 2-PC plane against a
+    label-permutation null; 'no separation' holds when the null's p-value is above 0.05.
+    """
+    from sklearn.decomposition import PCA
+
+    split = paper.load(data.load_smollm_split)
+    X, y = split.fresh.X, split.y_fresh
+    pcs = PCA(n_components=2, random_state=0).fit_transform(X)
+
+    def centroid_gap(labels):
+        return float(np.linalg.norm(pcs[labels == 1].mean(0) - pcs[labels == 0].mean(0)))
+
+    null = stats.permutation_null(y, centroid_gap, lambda v: False, greater_is_extreme=True, n_permutations=2000)
+    pc_aucs = [stats.roc_auc(y, pcs[:, i]) for i in range(2)]
+    measured = {"n_pos": int(y.sum()), "n_neg": int((y == 0).sum()), "centroid_gap": null.observed,
+                "centroid_gap_p": null.p_value, "pc1_auc": pc_aucs[0], "pc2_auc": pc_aucs[1]}
+    separated = null.p_value <= 0.05
+    verdict = combine(paper=agree(measured, {"n_pos": 9, "n_neg": 184}),
+                      separation=Verdict(FAIL if separated else PASS, (
+                          f"centroid gap {null.observed:.3f}, permutation p = {null.p_value:.3f}",), {}))
+    claim.record(source="recomputed", metrics=measured, verdict=verdict)
+    claim.figure("smollm_fresh_pca", {"kind": "pca", "title": "SmolLM2-1.7B fresh h_last, 2 PCs",
+                                      "x": pcs[:, 0].tolist(), "y": pcs[:, 1].tolist(), "labels": y.tolist()})
+    assert verdict.passed, verdict.reasons

@@ -1,0 +1,62 @@
+"""The `dd` command: fetch and verify the paper's artifacts, inspect the cache."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from dd import artifacts
+
+
+def _artifacts_fetch(args) -> int:
+    dest = artifacts.locate(args.dest)
+    fetched = artifacts.fetch(dest, base_url=args.base_url)
+    manifest = artifacts.load_manifest()
+    print(f"{len(fetched)} file(s) fetched, {len(manifest.files)} verified in {dest} "
+          f"({manifest.repository} at {manifest.commit[:12]})")
+    return 0
+
+
+def _artifacts_verify(args) -> int:
+    store = artifacts.ArtifactStore(artifacts.locate(args.dir))
+    status = store.status()
+    for path, state in status.items():
+        print(f"{'ok' if state == 'ok' else 'MISSING' if state == 'missing' else 'CORRUPT'}  {path}"
+              + ("" if state in ("ok", "missing") else f"\n    {state}"))
+    bad = [p for p, s in status.items() if s != "ok"]
+    print(f"{len(status) - len(bad)}/{len(status)} files verified in {store.root}")
+    return 1 if bad else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dd", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    art = commands.add_parser("artifacts", help="the paper's released files").add_subparsers(dest="action", required=True)
+    fetch = art.add_parser("fetch", help="download every pinned file and verify its sha256")
+    fetch.add_argument("--dest", type=Path, help="target directory (default: $DD_ARTIFACTS, else the user cache)")
+    fetch.add_argument("--base-url", help="serve the files from this address instead of the pinned repository")
+    fetch.set_defaults(handler=_artifacts_fetch)
+    verify = art.add_parser("verify", help="check every file against the pinned manifest")
+    verify.add_argument("--dir", type=Path, help="artifact directory (default: $DD_ARTIFACTS, else the user cache)")
+    verify.set_defaults(handler=_artifacts_verify)
+    try:
+        from dd import _cache_cli
+    except ImportError:  # the cache commands ship with the model layer
+        pass
+    else:
+        _cache_cli.register(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except (artifacts.ArtifactCorrupt, OSError) as err:
+        print(f"dd: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,109 @@
+"""Pre-registered gates and their verdicts.
+
+The bars live in `gates.toml` beside this module, versioned, never in tests. A verdict is
+`pass`, `fail` or `inconclusive`, always with reasons. A gate never passes on evidence that a
+guard rejects: too few items in the minority class, or a permutation null that clears the same
+bar often (the SmolLM fresh set, 9 positives of 193, is the case this exists for).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+
+PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
+
+
+@cache
+def registry() -> dict:
+    """The parsed gates file."""
+    return tomllib.loads(resources.files("dd").joinpath("gates.toml").read_text())
+
+
+def version() -> str:
+    return registry()["version"]
+
+
+def thresholds(name: str) -> dict[str, float]:
+    """The bars of gate `name` ('cv' or 'fresh')."""
+    return dict(registry()["gates"][name])
+
+
+def guard(name: str):
+    return registry()["guards"][name]
+
+
+def truncation_bounds() -> dict[str, float]:
+    return dict(registry()["truncation"])
+
+
+@dataclass(frozen=True)
+class Verdict:
+    verdict: str
+    reasons: tuple[str, ...]
+    gate: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict == PASS
+
+
+def judge_gate(
+    name: str,
+    auc: float,
+    asym: float | None,
+    *,
+    n_pos: int,
+    n_neg: int,
+    null_clear_rates: dict[str, float] | None = None,
+    auc_lower: float | None = None,
+) -> Verdict:
+    """Hold (AUC, balanced asymmetry) to gate `name` with the power and null guards.
+
+    Args:
+        asym: the balanced asymmetry, or None when no threshold met the balance bound.
+        null_clear_rates: per component ('auc', 'asym'), the share of label-permuted runs
+            that clear that component's bar.
+        auc_lower: the bootstrap lower bound; when given (strict mode) the AUC bar applies to it.
+    """
+    bars = thresholds(name)
+    gate = {"name": name, "version": version(), **bars}
+    failures: list[str] = []
+    doubts: list[str] = []
+    auc_used = auc if auc_lower is None else auc_lower
+    auc_label = "AUC" if auc_lower is None else "AUC CI lower bound"
+    if auc_used >= bars["auc_min"]:
+        cleared = ["auc"]
+    else:
+        cleared = []
+        failures.append(f"{auc_label} {auc_used:.4f} < {bars['auc_min']}")
+    if asym is None:
+        failures.append(
+            f"no threshold keeps p_assert(correct) >= {guard('balance_min_p_assert_correct')}: balanced asymmetry undefined"
+        )
+    elif asym <= bars["asym_max"]:
+        cleared.append("asym")
+    else:
+        failures.append(f"balanced asym {asym:+.4f} > {bars['asym_max']}")
+
+    minority = min(n_pos, n_neg)
+    if minority < guard("min_minority") and cleared:
+        doubts.append(
+            f"{' and '.join(cleared)} cleared with only {minority} items in the minority class "
+            f"({n_pos} positive / {n_neg} negative; pre-registered minimum {guard('min_minority')}): "
+            "class imbalance, not evidence"
+        )
+    for component in cleared:
+        rate = (null_clear_rates or {}).get(component)
+        if rate is not None and rate > guard("max_null_clear_rate"):
+            doubts.append(
+                f"label-permuted runs clear the {component} bar in {rate:.1%} of permutations "
+                f"(> {guard('max_null_clear_rate'):.0%}): the bar is within chance"
+            )
+    if failures:
+        return Verdict(FAIL, tuple(failures + doubts), gate)
+    if doubts:
+        return Verdict(INCONCLUSIVE, tuple(doubts), gate)
+    return Verdict(PASS, (f"AUC {auc:.4f} and balanced asym {asym:+.4f} clear the {name} gate",), gate)

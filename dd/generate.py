@@ -1,0 +1,254 @@
+"""Batched greedy generation with left padding and explicit position ids.
+
+Responses are the first cached product of the pipeline, so generation must not depend on how
+prompts are batched: prompts are left-padded, ``position_ids`` come from the attention mask's
+cumulative sum (a padded row sees the same positions as the row alone), and decoding is plain
+argmax with a KV cache. Each item records its token ids, text, finish reason and ``n_predict``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from dd.cache import CODE_VERSION, Cache, CacheKey, sha256_json
+
+if TYPE_CHECKING:
+    from dd.models import LoadedBase
+
+FinishReason = Literal["eos", "length"]
+
+#: Prompt format for bases without a chat template (e.g. Gemma 3 270M base).
+PLAIN_PROMPT = "Question: {prompt}\nAnswer:"
+#: Pair format for bases without a chat template: the prompt format, a space, the response.
+PLAIN_PAIR = PLAIN_PROMPT + " {response}"
+
+
+@dataclass(frozen=True)
+class GenerationConfig:
+    """Greedy decoding settings; all of them are cache-key parts.
+
+    Attributes:
+        n_predict: maximum new tokens per item.
+        batch_size: prompts per forward pass (does not change results).
+        chat: render prompts with the chat template (falls back to ``PLAIN_PROMPT``
+            when the tokenizer has none).
+        enable_thinking: passed to templates that read it (Qwen3); None = template default.
+    """
+
+    n_predict: int = 512
+    batch_size: int = 8
+    chat: bool = True
+    enable_thinking: bool | None = None
+
+    def key_parts(self) -> dict[str, Any]:
+        """Key parts; ``batch_size`` is left out because results do not depend on it."""
+        d = asdict(self)
+        d.pop("batch_size")
+        return {f"gen.{k}": v for k, v in d.items()}
+
+
+@dataclass(frozen=True)
+class Generation:
+    """One generated response."""
+
+    prompt: str
+    token_ids: tuple[int, ...]
+    text: str
+    finish_reason: FinishReason
+    n_predict: int
+    n_prompt_tokens: int
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["token_ids"] = list(self.token_ids)
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Generation:
+        return cls(**{**d, "token_ids": tuple(d["token_ids"])})
+
+
+def _template_kwargs(enable_thinking: bool | None) -> dict[str, Any]:
+    return {} if enable_thinking is None else {"enable_thinking": enable_thinking}
+
+
+def uses_chat_template(tokenizer: Any, chat: bool = True) -> bool:
+    """Whether prompts are rendered with the tokenizer's chat template."""
+    return bool(chat and getattr(tokenizer, "chat_template", None))
+
+
+def render_prompt(tokenizer: Any, prompt: str, *, chat: bool = True, enable_thinking: bool | None = None) -> list[int]:
+    """Token ids of a user turn plus the generation prompt (or the plain fallback)."""
+    if uses_chat_template(tokenizer, chat):
+        text = tokenizer.apply_chat_template(
+            [{"role": "user", "content": prompt}],
+            add_generation_prompt=True,
+            tokenize=False,
+            **_template_kwargs(enable_thinking),
+        )
+        return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+    return list(tokenizer(PLAIN_PROMPT.format(prompt=prompt), add_special_tokens=True)["input_ids"])
+
+
+def left_pad(seqs: Sequence[Sequence[int]], pad_id: int, device: Any = None) -> tuple[Any, Any, Any]:
+    """Left-pad token lists; returns (input_ids, attention_mask, position_ids) tensors.
+
+    Position ids are the mask's cumulative sum minus one, so each row's real tokens get
+    positions 0..n-1 whatever the padding.
+    """
+    import torch
+
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for i, s in enumerate(seqs):
+        if len(s):
+            ids[i, width - len(s) :] = torch.tensor(list(s), dtype=torch.long)
+            mask[i, width - len(s) :] = 1
+    pos = (mask.cumsum(-1) - 1).clamp(min=0)
+    return ids.to(device), mask.to(device), pos.to(device)
+
+
+def _progress(total: int, enabled: bool | None, desc: str) -> Any:
+    if enabled is None:
+        enabled = total > 8
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, disable=not enabled, leave=False)
+
+
+def _batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    """Index batches of similar length (longest first) to limit padding."""
+    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def generate(
+    base: LoadedBase,
+    prompts: Sequence[str],
+    config: GenerationConfig = GenerationConfig(),
+    *,
+    progress: bool | None = None,
+) -> list[Generation]:
+    """Greedy-decode a response for each prompt, batched by length.
+
+    Args:
+        base: a loaded base.
+        prompts: user prompts (rendered with the chat template or the plain fallback).
+        config: decoding settings.
+        progress: tqdm bar; default on when more than 8 prompts.
+
+    Returns:
+        One ``Generation`` per prompt, in input order.
+    """
+    import torch
+
+    tok, model = base.tokenizer, base.model
+    eos = base.eos_token_ids
+    rendered = [render_prompt(tok, p, chat=config.chat, enable_thinking=config.enable_thinking) for p in prompts]
+    results: list[Generation | None] = [None] * len(prompts)
+    bar = _progress(len(prompts), progress, f"generate {base.name}")
+    with torch.inference_mode():
+        for batch in _batches([len(r) for r in rendered], max(1, config.batch_size)):
+            outs = _generate_batch(model, [rendered[i] for i in batch], base.pad_token_id, eos, config.n_predict, base.device)
+            for i, (ids, reason) in zip(batch, outs):
+                body = list(ids[:-1]) if reason == "eos" else list(ids)
+                results[i] = Generation(
+                    prompt=prompts[i],
+                    token_ids=tuple(ids),
+                    text=tok.decode(body, skip_special_tokens=False),
+                    finish_reason=reason,
+                    n_predict=config.n_predict,
+                    n_prompt_tokens=len(rendered[i]),
+                )
+            bar.update(len(batch))
+    bar.close()
+    return [r for r in results if r is not None]
+
+
+def _generate_batch(
+    model: Any, seqs: list[list[int]], pad_id: int, eos: frozenset[int], n_predict: int, device: Any
+) -> list[tuple[list[int], FinishReason]]:
+    import torch
+
+    ids, mask, pos = left_pad(seqs, pad_id, device)
+    n = len(seqs)
+    tokens: list[list[int]] = [[] for _ in range(n)]
+    done = [False] * n
+    reasons: list[FinishReason] = ["length"] * n
+    if n_predict <= 0:
+        return [(t, r) for t, r in zip(tokens, reasons)]
+    out = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, logits_to_keep=1)
+    past = _cache_of(out)
+    for step in range(n_predict):
+        nxt = out.logits[:, -1, :].float().argmax(-1)
+        for i, t in enumerate(nxt.tolist()):
+            if done[i]:
+                continue
+            tokens[i].append(t)
+            if t in eos:
+                done[i], reasons[i] = True, "eos"
+        if all(done) or step == n_predict - 1:
+            break
+        feed = torch.where(torch.tensor(done, device=nxt.device), torch.full_like(nxt, pad_id), nxt)
+        mask = torch.cat([mask, mask.new_ones((n, 1))], dim=1)
+        pos = pos[:, -1:] + 1
+        out = model(
+            input_ids=feed[:, None],
+            attention_mask=mask,
+            position_ids=pos,
+            cache=past,
+            use_cache=True,
+            logits_to_keep=1,
+        )
+        past = _cache_of(out)
+    return [(t, r) for t, r in zip(tokens, reasons)]
+
+
+def _cache_of(out: Any) -> Any:
+    """The KV cache of a forward output (``cache`` in transformers 5; ``past_key_values`` before)."""
+    c = getattr(out, "cache", None)
+    return c if c is not None else getattr(out, "past_key_values", None)
+
+
+def generation_key(
+    base: LoadedBase,
+    prompts: Sequence[str],
+    config: GenerationConfig,
+    *,
+    operator: str = "frozen",
+) -> CacheKey:
+    """The cache key of a generation run: base identity, config, prompt-set hash, operator."""
+    parts: dict[str, Any] = {f"base.{k}": v for k, v in base.identity().items()}
+    parts.update(config.key_parts())
+    parts["prompts_sha256"] = sha256_json(list(prompts))
+    parts["n_items"] = len(prompts)
+    parts["operator"] = operator
+    parts["code_version"] = CODE_VERSION
+    return CacheKey("generations", parts)
+
+
+def cached_generate(
+    base: LoadedBase,
+    prompts: Sequence[str],
+    config: GenerationConfig = GenerationConfig(),
+    cache: Cache | None = None,
+    *,
+    operator: str = "frozen",
+    progress: bool | None = None,
+) -> list[Generation]:
+    """``generate`` through the cache (JSON entry of kind "generations").
+
+    ``operator`` names the edit applied to ``base.model`` (e.g. a hook); the caller must apply
+    it, the key only records it.
+    """
+    cache = cache or Cache()
+    key = generation_key(base, prompts, config, operator=operator)
+    payload = cache.get_or_build(
+        key,
+        lambda: {"items": [g.to_json() for g in generate(base, prompts, config, progress=progress)]},
+        fmt="json",
+    )
+    return [Generation.from_json(d) for d in payload["items"]]

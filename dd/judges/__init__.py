@@ -1,0 +1,88 @@
+"""LLM judges for the suite: the v4 rubric, verbal delivery and the gold checklist.
+
+A judge takes (prompt, response) items, never generates responses, and returns one label or one
+explicit `JudgeError` per item. Runs go through the official `openai` client against any
+OpenAI-compatible endpoint, with our own retries, a reply cache keyed by named parts, and an
+offline mode in which a cache miss is an error. `dd.judges.replay` serves recorded replies
+(the paper's released labels) on 127.0.0.1 so the whole path is testable without a model.
+"""
+
+from dd.judges._cache import CacheKey, JudgeCache, default_cache_dir
+from dd.judges._client import (
+    JudgeConfig,
+    JudgeLabelSet,
+    JudgeRun,
+    RunStats,
+    arun_judge,
+    judge_label_set,
+    run_judge,
+)
+from dd.judges._drift import DriftReport, Flip, compare_judge_runs, compare_runs, fields_by_hash, label_fields
+from dd.judges._protocol import (
+    AXIS_HIGH_SCORE,
+    CERT_CLASSES,
+    V4_AXES,
+    VERBAL_CLASSES,
+    Ask,
+    ChecklistLabel,
+    FillImpact,
+    Judge,
+    JudgeCacheMiss,
+    JudgeError,
+    JudgeFailure,
+    JudgeItem,
+    Label,
+    Outcome,
+    ParseError,
+    V4Label,
+    VerbalLabel,
+    default_fill_impact,
+    item_hash,
+    messages_hash,
+)
+from dd.judges._rubrics import ChecklistJudge, V4Judge, VerbalJudge, get_judge, judge_names, register_judge
+
+__all__ = [
+    "AXIS_HIGH_SCORE",
+    "CERT_CLASSES",
+    "V4_AXES",
+    "VERBAL_CLASSES",
+    "Ask",
+    "CacheKey",
+    "ChecklistJudge",
+    "ChecklistLabel",
+    "DriftReport",
+    "FillImpact",
+    "Flip",
+    "Judge",
+    "JudgeCache",
+    "JudgeCacheMiss",
+    "JudgeConfig",
+    "JudgeError",
+    "JudgeFailure",
+    "JudgeItem",
+    "JudgeLabelSet",
+    "JudgeRun",
+    "Label",
+    "Outcome",
+    "ParseError",
+    "RunStats",
+    "V4Judge",
+    "V4Label",
+    "VerbalJudge",
+    "VerbalLabel",
+    "arun_judge",
+    "compare_judge_runs",
+    "compare_runs",
+    "default_cache_dir",
+    "default_fill_impact",
+    "fields_by_hash",
+    "get_judge",
+    "item_hash",
+    "judge_label_set",
+    "judge_names",
+    "label_fields",
+    "messages_hash",
+    "register_judge",
+    "run_judge",
+]

