@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import threading
 from pathlib import Path
 
 from dd import artifacts
@@ -29,6 +30,20 @@ def _artifacts_verify(args) -> int:
     return 1 if bad else 0
 
 
+def _judge_replay(args) -> int:
+    """Serve the paper's released labels as an OpenAI-compatible judge until interrupted."""
+    from dd.judges.replay import ReplayServer, paper_recordings
+
+    store = artifacts.ArtifactStore(artifacts.locate(args.dir))
+    with ReplayServer(paper_recordings(store), port=args.port) as server:
+        print(f"replaying the paper's judge labels at {server.url} (Ctrl-C to stop)", flush=True)
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dd", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -40,6 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
     verify = art.add_parser("verify", help="check every file against the pinned manifest")
     verify.add_argument("--dir", type=Path, help="artifact directory (default: $DD_ARTIFACTS, else the user cache)")
     verify.set_defaults(handler=_artifacts_verify)
+    judge = commands.add_parser("judge", help="judge endpoints").add_subparsers(dest="action", required=True)
+    replay = judge.add_parser("replay", help="serve the paper's released labels as a judge on 127.0.0.1")
+    replay.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: any free port)")
+    replay.add_argument("--dir", type=Path, help="artifact directory (default: $DD_ARTIFACTS, else the user cache)")
+    replay.set_defaults(handler=_judge_replay)
     try:
         from dd import _cache_cli
     except ImportError:  # the cache commands ship with the model layer

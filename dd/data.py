@@ -215,12 +215,20 @@ def load_samples(store: ArtifactStore, base: str) -> list[dict]:
     return store.json(PROFILES[base])["samples"]
 
 
+def profile_from_judged(base: str, judged: JudgedSet) -> Profile:
+    """The 2x2 profile of a judged set; a verbal label the judge failed on is an error, not a hedge."""
+    failed = [i for i, v in enumerate(judged.verbal) if v not in ("assert", "hedge")]
+    if failed:
+        raise ValueError(f"the verbal judge gave no label for {len(failed)} item(s) (first: {failed[0]}): "
+                         "the 2x2 is undefined until they are re-judged")
+    asserted = np.array([v == "assert" for v in judged.verbal])
+    return Profile(base, judged.correct, asserted, judged.responses.provenance)
+
+
 def load_profile(store: ArtifactStore, base: str) -> Profile:
     rel = PROFILES[base]
     if rel is None:
-        judged = load_judged(store, "step16")
-        asserted = np.array([v == "assert" for v in judged.verbal])
-        return Profile(base, judged.correct, asserted, Provenance(STEP16))
+        return profile_from_judged(base, load_judged(store, "step16"))
     samples = load_samples(store, base)
     correct = np.array([bool(s["correct"]) for s in samples])
     asserted = np.array([s["verbal"] == "assert" for s in samples])

@@ -30,7 +30,11 @@ CLAIM_IDS = {"gemma4-e2b": "arc3.baseline.gemma", "smollm2-1.7b": "arc3.baseline
     for base in PAPER
 ])
 def test_baseline_two_by_two(base, paper, claim):
-    profile = paper.load(data.load_profile, base)
+    """Gemma's verbal labels come through `paper.judged`, so a configured judge re-derives them."""
+    if base == "gemma4-e2b":
+        profile = data.profile_from_judged(base, paper.judged("step16"))
+    else:
+        profile = paper.load(data.load_profile, base)
     measured = stats.two_by_two(profile.correct, profile.asserted)
     verdict = agree(measured, PAPER[base], TOL)
     claim.record(source="recomputed", metrics={**measured, "n": len(profile.correct)}, verdict=verdict)

@@ -55,8 +55,8 @@ def test_fresh_labels(paper, claim):
     for axis, pos in AXES_PAPER.items()
 ])
 def test_axis_label_counts(axis, paper, claim):
-    step16 = paper.load(data.load_judged, "step16").axis_labels(axis)
-    fresh = paper.load(data.load_judged, "fresh").axis_labels(axis)
+    step16 = paper.judged("step16").axis_labels(axis)
+    fresh = paper.judged("fresh").axis_labels(axis)
     summary = paper.load(data.load_summary, "eval/results/disposition_probe_sweep.json")["axes"][axis]
     measured = {"n_pos_step16": step16.n_pos, "n_pos_fresh": fresh.n_pos, "n_step16": step16.n, "n_fresh": fresh.n,
                 "dropped_step16": np.flatnonzero(~step16.mask).tolist(), "dropped_fresh": np.flatnonzero(~fresh.mask).tolist()}
@@ -65,5 +65,5 @@ def test_axis_label_counts(axis, paper, claim):
               "n_step16": summary["n_pos_step16"] + summary["n_neg_step16"],
               "n_fresh": summary["n_pos_fresh"] + summary["n_neg_fresh"]}
     verdict = combine(paper=agree(measured, quoted), stored_summary=agree(measured, stored))
-    claim.record(source="recomputed", metrics=measured, verdict=verdict)
+    claim.record(source="recomputed", metrics=measured, verdict=verdict, reasons=[f"labels from the {paper.judge_source}"])
     assert verdict.passed, verdict.reasons

@@ -1,0 +1,288 @@
+"""The paper's five-step protocol as composable functions over a `FeatureSource`.
+
+Each step returns a `StepResult` (metrics, verdict, reasons). The gate bars come from
+`gates.toml`; the guards around them (label-permutation null, power, bootstrap CI, surface
+confounds, split ledger) only ever add reasons and downgrade pass -> inconclusive, never lift a
+fail, because a gate that clears on confounded or leaked evidence is not evidence.
+
+1. `cv_step`: 5-fold CV on the training split (gate 'cv').
+2. `fresh_step`: fit on train, score the fresh split (gate 'fresh').
+3. `axes_step`: steps 1 and 2 on each extra label column (per-axis sweep).
+4. `pooled_step`: steps 1 and 2 on each extra feature view (e.g. pooled layers).
+5. `second_base_step`: steps 1 and 2 on a second base's features.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+from scipy.stats import ks_2samp
+
+from dd import gates, stats
+from dd.gates import FAIL, INCONCLUSIVE, PASS, Verdict
+
+SURFACE_AUC_BAR = 0.75  # features (or the fact itself) "predict well" at this AUC
+SHIFT_P = 0.01  # KS p-value below which a surface fact is distributed differently in fresh
+NEAR_DUPLICATE_COSINE = 0.995
+
+
+@dataclass(frozen=True)
+class FeatureSource:
+    """Everything the protocol needs about one (base, operator): two labelled splits and extras.
+
+    Attributes:
+        name: the report's base, e.g. 'smollm2-1.7b' or 'features:mydir'.
+        surface_train, surface_fresh: per-item surface facts (length, truncated, ...).
+        hashes_train, hashes_fresh: per-item content hashes, for the split ledger.
+        generator_train, generator_fresh: who produced each split's items, when known.
+        axes: extra label columns, axis -> (y_train, y_fresh), for step 3.
+        views: extra feature views, view -> (X_train, X_fresh), for step 4.
+        second: the same protocol inputs on a second base, for step 5.
+    """
+
+    name: str
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_fresh: np.ndarray
+    y_fresh: np.ndarray
+    surface_train: Mapping[str, np.ndarray] = field(default_factory=dict)
+    surface_fresh: Mapping[str, np.ndarray] = field(default_factory=dict)
+    hashes_train: tuple[str, ...] | None = None
+    hashes_fresh: tuple[str, ...] | None = None
+    generator_train: str | None = None
+    generator_fresh: str | None = None
+    axes: Mapping[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    views: Mapping[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    second: FeatureSource | None = None
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """One protocol step: what it measured and the verdict (whose reasons include the guards')."""
+
+    step: str
+    metrics: dict
+    verdict: Verdict
+
+    @property
+    def reasons(self) -> tuple[str, ...]:
+        return self.verdict.reasons
+
+
+def _downgrade(verdict: Verdict, doubts: list[str]) -> Verdict:
+    """Add guard reasons; a pass becomes inconclusive, a fail stays a fail."""
+    if not doubts:
+        return verdict
+    word = INCONCLUSIVE if verdict.verdict == PASS else verdict.verdict
+    kept = () if verdict.verdict == PASS else verdict.reasons
+    return Verdict(word, (*kept, *doubts), verdict.gate)
+
+
+def null_clear_rates(y, p, gate: str, n_permutations: int, seed: int = 0) -> dict[str, float]:
+    """Label-permutation null of AUC and balanced asym with the scores held fixed, vectorized.
+
+    Uses the same permutation sequence as `stats.permutation_null(seed=seed)`, so the numbers
+    agree with it; the loop there is too slow to run per step in CI.
+    """
+    y = stats.check_binary(y)
+    p = stats.check_finite(p, "probabilities")
+    bars = gates.thresholds(gate)
+    rng = np.random.default_rng(seed)
+    Y = np.stack([rng.permutation(y) for _ in range(n_permutations)]).astype(float)
+    n_pos, n_neg = y.sum(), len(y) - y.sum()
+    from scipy.stats import rankdata
+
+    ranks = rankdata(p)
+    null_auc = (Y @ ranks - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+    asserted = (p[None, :] > stats.SWEEP[:, None]).astype(float)  # thresholds x items
+    p_c = Y @ asserted.T / n_pos
+    p_w = (1 - Y) @ asserted.T / n_neg
+    asym = np.where(p_c >= stats.BALANCE_MIN_P_ASSERT_CORRECT, p_w - p_c, np.inf).min(axis=1)
+    null_asym = asym[np.isfinite(asym)]
+    obs_auc = stats.roc_auc(y, p)
+    obs = stats.balanced_asymmetry(y, p)
+    return {
+        "auc_null_p": float(((null_auc >= obs_auc).sum() + 1) / (n_permutations + 1)),
+        "asym_null_p": (float(((null_asym <= obs.asym).sum() + 1) / (len(null_asym) + 1)) if obs else None),
+        "auc_null_clear_rate": float(np.mean(null_auc >= bars["auc_min"])),
+        "asym_null_clear_rate": float(np.mean(null_asym <= bars["asym_max"])) if len(null_asym) else None,
+    }
+
+
+def _gate(gate: str, y, p, *, strict: bool, seed: int) -> tuple[dict, Verdict]:
+    """AUC, balanced asym, bootstrap CI and null of one scored split, held to `gate`."""
+    y = stats.check_binary(y)
+    auc = stats.roc_auc(y, p)
+    point = stats.balanced_asymmetry(y, p)
+    lo, hi = stats.bootstrap_auc_ci(y, p, gates.guard("bootstrap_resamples"), gates.guard("bootstrap_level"), seed)
+    null = null_clear_rates(y, p, gate, gates.guard("null_permutations"), seed)
+    n_pos, n_neg = int(y.sum()), int(len(y) - y.sum())
+    metrics = {
+        "auc": auc,
+        "balanced_asym": point.asym if point else None,
+        "balanced_thr": point.thr if point else None,
+        "n_pos": n_pos,
+        "n_neg": n_neg,
+        "auc_ci_low": lo,
+        "auc_ci_high": hi,
+        "strict": strict,
+        **null,
+    }
+    verdict = gates.judge_gate(
+        gate, auc, point.asym if point else None, n_pos=n_pos, n_neg=n_neg,
+        null_clear_rates={"auc": null["auc_null_clear_rate"], "asym": null["asym_null_clear_rate"]},
+        auc_lower=lo if strict else None,
+    )
+    return metrics, verdict
+
+
+def _fact_binary(values: np.ndarray) -> np.ndarray:
+    """A 0/1 fact as is; a continuous one split at its median (above = 1)."""
+    return values.astype(int) if np.isin(values, (0, 1)).all() else (values > np.median(values)).astype(int)
+
+
+def _features_predict(X, values, C: float) -> float | None:
+    """CV AUC of the features for a surface fact, or None when the fact has too few of a class."""
+    try:
+        return stats.cross_validate(X, _fact_binary(values), C).pooled_auc
+    except stats.OneClassError:
+        return None
+
+
+def _fact_predicts(y, values) -> float:
+    """AUC of the raw fact as a score for the label, direction-free (>= 0.5)."""
+    auc = stats.roc_auc(y, values)
+    return max(auc, 1 - auc)
+
+
+def surface_guard(source: FeatureSource, C: float) -> tuple[dict, list[str]]:
+    """Surface facts the features encode in train that differ in fresh, or that explain the train label.
+
+    A probe can learn response length or truncation instead of the disposition; CV then passes
+    while transfer fails, or a fresh set drawn like the training set passes for the wrong reason.
+    """
+    metrics: dict = {}
+    doubts: list[str] = []
+    for name in sorted(set(source.surface_train) & set(source.surface_fresh)):
+        tr = np.asarray(source.surface_train[name], dtype=float)
+        fr = np.asarray(source.surface_fresh[name], dtype=float)
+        ks = ks_2samp(tr, fr)
+        m = {
+            "features_auc_train": _features_predict(source.X_train, tr, C),
+            "features_auc_fresh": _features_predict(source.X_fresh, fr, C),
+            "shift_ks": float(ks.statistic),
+            "shift_p": float(ks.pvalue),
+            "label_auc_train": _fact_predicts(source.y_train, tr),
+            "label_auc_fresh": _fact_predicts(source.y_fresh, fr),
+        }
+        metrics.update({f"surface.{name}.{k}": v for k, v in m.items()})
+        encoded = (m["features_auc_train"] or 0) >= SURFACE_AUC_BAR
+        if encoded and m["shift_p"] < SHIFT_P:
+            doubts.append(
+                f"surface confound '{name}': train features predict it (CV AUC {m['features_auc_train']:.3f} "
+                f">= {SURFACE_AUC_BAR}) and it is distributed differently in fresh (KS {m['shift_ks']:.3f}, "
+                f"p {m['shift_p']:.2g})"
+            )
+        if m["label_auc_train"] >= SURFACE_AUC_BAR and m["label_auc_fresh"] < SURFACE_AUC_BAR:
+            doubts.append(
+                f"surface confound '{name}': it predicts the train label alone (AUC {m['label_auc_train']:.3f}) "
+                f"but not the fresh label (AUC {m['label_auc_fresh']:.3f})"
+            )
+    metrics["surface_flags"] = len(doubts)
+    return metrics, doubts
+
+
+def split_ledger(source: FeatureSource) -> tuple[dict, list[str]]:
+    """Train and fresh must be different items from different generators, or transfer is not tested."""
+    doubts: list[str] = []
+    metrics: dict = {}
+    if source.hashes_train is not None and source.hashes_fresh is not None:
+        overlap = len(set(source.hashes_train) & set(source.hashes_fresh))
+        metrics["ledger_hash_overlap"] = overlap
+        if overlap:
+            doubts.append(f"split ledger: {overlap} fresh item(s) share a content hash with the training split")
+    a = source.X_train / np.maximum(np.linalg.norm(source.X_train, axis=1, keepdims=True), 1e-12)
+    b = source.X_fresh / np.maximum(np.linalg.norm(source.X_fresh, axis=1, keepdims=True), 1e-12)
+    near = int(((a @ b.T).max(axis=0) > NEAR_DUPLICATE_COSINE).sum())
+    metrics["ledger_near_duplicates"] = near
+    if near:
+        doubts.append(
+            f"split ledger: {near} fresh item(s) have a training row with feature cosine > {NEAR_DUPLICATE_COSINE}"
+        )
+    metrics["generator_train"], metrics["generator_fresh"] = source.generator_train, source.generator_fresh
+    if source.generator_train and source.generator_train == source.generator_fresh:
+        doubts.append(
+            f"split ledger: the fresh split comes from the training generator ({source.generator_fresh!r}); "
+            "transfer needs an independent generator"
+        )
+    return metrics, doubts
+
+
+def cv_step(source: FeatureSource, C: float = 1.0, *, strict: bool = False, seed: int = 0) -> StepResult:
+    """Step 1: pooled out-of-fold AUC and balanced asym of 5-fold CV on the training split."""
+    cv = stats.cross_validate(source.X_train, source.y_train, C)
+    metrics, verdict = _gate("cv", source.y_train, cv.oof, strict=strict, seed=seed)
+    metrics["mean_fold_auc"] = cv.mean_fold_auc
+    surface, doubts = surface_guard(source, C)
+    return StepResult("cv", {**metrics, **surface}, _downgrade(verdict, doubts))
+
+
+def fresh_step(source: FeatureSource, C: float = 1.0, *, strict: bool = False, seed: int = 0) -> StepResult:
+    """Step 2: fit on the training split, score the fresh split."""
+    p = stats.fit_predict(source.X_train, source.y_train, source.X_fresh, C)
+    metrics, verdict = _gate("fresh", source.y_fresh, p, strict=strict, seed=seed)
+    surface, surface_doubts = surface_guard(source, C)
+    ledger, ledger_doubts = split_ledger(source)
+    return StepResult("fresh", {**metrics, **surface, **ledger}, _downgrade(verdict, surface_doubts + ledger_doubts))
+
+
+def _both_gates(step: str, variants: Mapping[str, FeatureSource], C: float, strict: bool, seed: int) -> StepResult:
+    """Steps 1 and 2 per variant; pass when some variant passes both, fail when none could.
+
+    Any one variant passing is what the protocol asks of steps 3-5 ("does some axis / view /
+    base carry the signal?"); each variant's numbers and reasons stay in the report.
+    """
+    metrics: dict = {}
+    reasons: list[str] = []
+    words = []
+    for name, variant in variants.items():
+        cv, fresh = cv_step(variant, C, strict=strict, seed=seed), fresh_step(variant, C, strict=strict, seed=seed)
+        for r in (cv, fresh):
+            metrics.update({f"{name}.{r.step}.{k}": v for k, v in r.metrics.items()})
+            reasons.extend(f"{name} {r.step}: {why}" for why in r.reasons)
+        word = (PASS if cv.verdict.passed and fresh.verdict.passed
+                else FAIL if FAIL in (cv.verdict.verdict, fresh.verdict.verdict) else INCONCLUSIVE)
+        metrics[f"{name}.verdict"] = word
+        words.append(word)
+    metrics["n_pass"] = words.count(PASS)
+    metrics["n_variants"] = len(words)
+    overall = PASS if PASS in words else INCONCLUSIVE if INCONCLUSIVE in words else FAIL
+    gate = {"name": step, **{f"{g}.{k}": v for g in ("cv", "fresh") for k, v in gates.thresholds(g).items()}}
+    return StepResult(step, metrics, Verdict(overall, tuple(reasons), gate))
+
+
+def axes_step(source: FeatureSource, C: float = 1.0, *, strict: bool = False, seed: int = 0) -> StepResult:
+    """Step 3: the same features against each extra label column."""
+    if not source.axes:
+        raise ValueError(f"{source.name} has a single label column; step 3 needs several")
+    variants = {a: replace(source, y_train=yt, y_fresh=yf, axes={}, views={}, second=None)
+                for a, (yt, yf) in source.axes.items()}
+    return _both_gates("axes", variants, C, strict, seed)
+
+
+def pooled_step(source: FeatureSource, C: float = 1.0, *, strict: bool = False, seed: int = 0) -> StepResult:
+    """Step 4: the same labels from each extra feature view (e.g. the mean of the last layers)."""
+    if not source.views:
+        raise ValueError(f"{source.name} carries no extra feature view; step 4 needs one")
+    variants = {v: replace(source, X_train=xt, X_fresh=xf, axes={}, views={}, second=None)
+                for v, (xt, xf) in source.views.items()}
+    return _both_gates("pooled", variants, C, strict, seed)
+
+
+def second_base_step(source: FeatureSource, C: float = 1.0, *, strict: bool = False, seed: int = 0) -> StepResult:
+    """Step 5: replication of steps 1 and 2 on a second base."""
+    if source.second is None:
+        raise ValueError(f"{source.name} has no second-base source; step 5 needs one")
+    return _both_gates("second-base", {source.second.name: source.second}, C, strict, seed)

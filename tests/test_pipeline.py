@@ -1,0 +1,196 @@
+"""The protocol on synthetic features whose truth is known: what passes, what fails, what is doubted."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from dd import feature_dirs, gates, pipeline, stats
+from tests.helpers import read_report, run_pytest
+
+D = 20
+
+
+def split(rng, n: int, n_pos: int, signal: float, direction: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """n items, n_pos positives, positives shifted by `signal` along `direction`."""
+    y = np.zeros(n, int)
+    y[rng.choice(n, n_pos, replace=False)] = 1
+    return rng.normal(size=(n, D)) + signal * y[:, None] * direction, y
+
+
+def source(*, seed=0, train_signal=2.0, fresh_signal=2.0, n_fresh=160, fresh_pos=80, **extra) -> pipeline.FeatureSource:
+    rng = np.random.default_rng(seed)
+    w = np.eye(D)[0]
+    X_train, y_train = split(rng, 160, 80, train_signal, w)
+    X_fresh, y_fresh = split(rng, n_fresh, fresh_pos, fresh_signal, w)
+    return pipeline.FeatureSource("synthetic", X_train, y_train, X_fresh, y_fresh, **extra)
+
+
+@pytest.fixture(scope="module")
+def transfers():
+    return source()
+
+
+def test_a_direction_that_transfers_passes_steps_1_and_2(transfers):
+    cv, fresh = pipeline.cv_step(transfers), pipeline.fresh_step(transfers)
+    assert cv.verdict.verdict == "pass", cv.reasons
+    assert fresh.verdict.verdict == "pass", fresh.reasons
+    for key in ("auc", "balanced_asym", "auc_ci_low", "auc_ci_high", "auc_null_p", "auc_null_clear_rate",
+                "asym_null_clear_rate", "n_pos", "n_neg"):
+        assert key in fresh.metrics
+    assert fresh.metrics["auc_ci_low"] < fresh.metrics["auc"] < fresh.metrics["auc_ci_high"]
+
+
+def test_a_training_only_direction_passes_cv_and_fails_fresh():
+    src = source(fresh_signal=0.0)
+    assert pipeline.cv_step(src).verdict.verdict == "pass"
+    fresh = pipeline.fresh_step(src)
+    assert fresh.verdict.verdict == "fail"
+    assert any("AUC" in r and "< 0.63" in r for r in fresh.reasons)
+
+
+def test_an_imbalanced_fresh_set_is_inconclusive_never_pass():
+    fresh = pipeline.fresh_step(source(fresh_pos=8, fresh_signal=3.0))
+    assert fresh.metrics["n_pos"] == 8 and fresh.metrics["auc"] > 0.9
+    assert fresh.verdict.verdict == "inconclusive"
+    assert any("class imbalance" in r for r in fresh.reasons)
+
+
+def test_strict_mode_holds_the_bootstrap_lower_bound_to_the_bar():
+    src = source(fresh_signal=0.9, n_fresh=60, fresh_pos=30, seed=3)
+    loose, strict = pipeline.fresh_step(src), pipeline.fresh_step(src, strict=True)
+    assert loose.metrics["auc_ci_low"] < gates.thresholds("fresh")["auc_min"] <= loose.metrics["auc"]
+    assert strict.metrics["strict"] and strict.verdict.verdict == "fail"
+    assert any("AUC CI lower bound" in r for r in strict.reasons)
+
+
+def test_the_vectorized_null_equals_the_reference_loop():
+    rng = np.random.default_rng(1)
+    y = (rng.random(60) < 0.4).astype(int)
+    p = np.clip(0.3 * y + rng.random(60) * 0.7, 0, 1)
+    fast = pipeline.null_clear_rates(y, p, "fresh", 200, seed=5)
+    bars = gates.thresholds("fresh")
+    auc = stats.permutation_null(y, lambda yy: stats.roc_auc(yy, p), lambda v: v >= bars["auc_min"],
+                                 greater_is_extreme=True, n_permutations=200, seed=5)
+    assert fast["auc_null_p"] == pytest.approx(auc.p_value)
+    assert fast["auc_null_clear_rate"] == pytest.approx(auc.clear_rate)
+
+
+def test_a_training_only_surface_confound_is_flagged():
+    """Train: features encode length, and length decides the label. Fresh: longer, and unrelated."""
+    rng = np.random.default_rng(7)
+    length_train, length_fresh = rng.normal(300, 50, 160), rng.normal(420, 50, 160)
+    y_train = (length_train > np.median(length_train)).astype(int)
+    y_fresh = (rng.random(160) < 0.5).astype(int)
+    encode = lambda L: rng.normal(size=(len(L), D)) + np.outer((L - 300) / 50, np.eye(D)[0])  # noqa: E731
+    src = pipeline.FeatureSource("confounded", encode(length_train), y_train, encode(length_fresh), y_fresh,
+                                 surface_train={"length": length_train}, surface_fresh={"length": length_fresh})
+    cv = pipeline.cv_step(src)
+    assert cv.verdict.verdict == "inconclusive", cv.reasons  # CV clears, on length alone
+    assert cv.metrics["surface.length.features_auc_train"] >= 0.75 and cv.metrics["surface_flags"] == 2
+    assert any("surface confound 'length'" in r and "distributed differently" in r for r in cv.reasons)
+    assert any("predicts the train label alone" in r for r in cv.reasons)
+
+
+def test_a_harmless_surface_fact_is_not_flagged(transfers):
+    rng = np.random.default_rng(2)
+    src = replace(transfers, surface_train={"length": rng.normal(300, 50, 160)},
+                  surface_fresh={"length": rng.normal(300, 50, 160)})
+    metrics, doubts = pipeline.surface_guard(src, 1.0)
+    assert doubts == [] and metrics["surface_flags"] == 0 and "surface.length.shift_p" in metrics
+
+
+def test_the_split_ledger_catches_overlap_duplicates_and_a_shared_generator(transfers):
+    hashes = tuple(f"item{i}" for i in range(160))
+    leaky = replace(transfers, X_fresh=np.r_[transfers.X_train[:5], transfers.X_fresh[5:]],
+                    hashes_train=hashes, hashes_fresh=hashes[:3] + tuple(f"new{i}" for i in range(157)),
+                    generator_train="gemma", generator_fresh="gemma")
+    metrics, doubts = pipeline.split_ledger(leaky)
+    assert metrics["ledger_hash_overlap"] == 3 and metrics["ledger_near_duplicates"] == 5
+    assert len(doubts) == 3 and "independent generator" in doubts[2]
+    fresh = pipeline.fresh_step(leaky)
+    assert fresh.verdict.verdict == "inconclusive" and fresh.metrics["ledger_hash_overlap"] == 3
+    clean, _ = pipeline.split_ledger(replace(transfers, generator_train="gemma", generator_fresh="qwen"))
+    assert clean["ledger_near_duplicates"] == 0
+
+
+def test_guards_never_lift_a_fail():
+    src = source(fresh_signal=0.0, generator_train="g", generator_fresh="g")
+    fresh = pipeline.fresh_step(src)
+    assert fresh.verdict.verdict == "fail" and any("independent generator" in r for r in fresh.reasons)
+
+
+def test_steps_3_to_5_pass_when_one_variant_carries_the_signal(transfers):
+    rng = np.random.default_rng(4)
+    noise = (rng.integers(0, 2, 160), rng.integers(0, 2, 160))
+    rich = replace(transfers, axes={"factual": (transfers.y_train, transfers.y_fresh), "noise": noise},
+                   views={"pooled": (transfers.X_train * 2, transfers.X_fresh * 2)}, second=source(seed=9))
+    axes = pipeline.axes_step(rich)
+    assert axes.verdict.verdict == "pass" and axes.metrics["n_pass"] == 1 and axes.metrics["noise.verdict"] == "fail"
+    assert pipeline.pooled_step(rich).verdict.verdict == "pass"
+    assert pipeline.second_base_step(rich).metrics["n_variants"] == 1
+    with pytest.raises(ValueError, match="single label column"):
+        pipeline.axes_step(transfers)
+
+
+def write_dir(root, src: pipeline.FeatureSource, claims: dict | None = None, **arrays):
+    root.mkdir(parents=True, exist_ok=True)
+    np.savez(root / "train.npz", X=src.X_train, y=src.y_train, **{k: v[0] for k, v in arrays.items()})
+    np.savez(root / "fresh.npz", X=src.X_fresh, y=src.y_fresh, **{k: v[1] for k, v in arrays.items()})
+    if claims is not None:
+        (root / "claims.json").write_text(json.dumps(claims))
+    return root
+
+
+def test_a_feature_dir_loads_with_its_extras(tmp_path, transfers):
+    lengths = (np.arange(160.0), np.arange(160.0))
+    root = write_dir(tmp_path / "mine", transfers, surface_length=lengths, y_hedging=(transfers.y_train,
+                     transfers.y_fresh), generator=(np.array("a"), np.array("b")))
+    src = feature_dirs.load_feature_dir(root)
+    assert src.name == "features:mine" and set(src.surface_train) == {"length"} and set(src.axes) == {"hedging"}
+    assert (src.generator_train, src.generator_fresh, src.second) == ("a", "b", None)
+    assert feature_dirs.expected_verdicts(root)["fresh"] == "pass"
+
+
+@pytest.mark.parametrize("break_it, message", [
+    (lambda r: (r / "fresh.npz").unlink(), r"fresh.npz not found"),
+    (lambda r: np.savez(r / "train.npz", X=np.zeros((4, D))), r"train.npz has no array 'y'"),
+    (lambda r: np.savez(r / "train.npz", X=np.zeros((4, D)), y=np.array([0, 1, 0])), r"train.npz: y has shape \(3,\)"),
+    (lambda r: np.savez(r / "fresh.npz", X=np.where(np.arange(6)[:, None] == 4, np.nan, 1.0) * np.ones((6, D)),
+                        y=np.array([0, 1] * 3)), r"fresh.npz: X has NaN .* first at row 4"),
+    (lambda r: np.savez(r / "fresh.npz", X=np.ones((6, D)), y=np.zeros(6)), r"fresh.npz: y holds a single class"),
+    (lambda r: np.savez(r / "fresh.npz", X=np.ones((6, 3)), y=np.array([0, 1] * 3)), r"20 columns .* has 3"),
+])
+def test_a_malformed_feature_dir_is_a_clear_error(tmp_path, transfers, break_it, message):
+    root = write_dir(tmp_path / "bad", transfers)
+    break_it(root)
+    with pytest.raises(feature_dirs.FeatureDirError, match=message):
+        feature_dirs.load_feature_dir(root)
+
+
+def test_pytest_runs_the_protocol_on_a_feature_dir_and_reports_it(tmp_path, transfers, artifact_root):
+    root = write_dir(tmp_path / "synth", transfers, claims={"cv": "pass", "fresh": "pass"})
+    report_path = tmp_path / "report.json"
+    code, out = run_pytest("claims/pipeline", "-k", "features", "--dd-features", str(root), "--dd-report",
+                           str(report_path), "-p", "no:randomly", artifacts_dir=artifact_root)
+    assert code == 0, out
+    entries = {e["step"]: e for e in read_report(report_path)["results"]}
+    assert set(entries) == {"cv", "fresh", "axes", "pooled", "second-base"}
+    assert {e["base"] for e in entries.values()} == {"features:synth"}
+    for step in ("cv", "fresh"):
+        e = entries[step]
+        assert (e["source"], e["verdict"], e["outcome"]) == ("recomputed", "pass", "passed")
+        assert {"auc", "auc_ci_low", "auc_null_p", "auc_null_clear_rate", "asym_null_clear_rate", "n_pos"} <= set(
+            e["metrics"])
+    assert entries["fresh"]["gate"]["auc_min"] == gates.thresholds("fresh")["auc_min"]
+    assert entries["axes"]["outcome"] == "skipped" and "single label column" in entries["axes"]["reasons"][0]
+
+
+def test_a_feature_dir_that_claims_pass_but_fails_turns_the_run_red(tmp_path, artifact_root):
+    root = write_dir(tmp_path / "overclaim", source(fresh_signal=0.0), claims={"cv": "pass"})
+    code, out = run_pytest("claims/pipeline", "-k", "features and fresh", "--dd-features", str(root),
+                           artifacts_dir=artifact_root)
+    assert code == 1 and "claims 'pass' at fresh, measured 'fail'" in out
