@@ -5,12 +5,14 @@ When one arm writes longer answers than the other, a difference in pass rate can
 a difference in truncation: a headline +15.3 HumanEval points at ``n_predict=512`` became -8.0
 at a larger budget. So every comparison reports both arms' truncation rates, refuses to call a
 delta real when they differ (or are high), and checks that the delta's sign survives a change of
-budget. The bounds are pre-registered in the gates file and passed in here.
+budget. The bounds are pre-registered in the gates file (`[truncation]`).
 """
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
+
+from dd import gates
 
 FinishReason = Literal["length", "eos"]
 Verdict = Literal["comparable", "truncation_artifact"]
@@ -94,8 +96,8 @@ def compare_arms(
     base_scores: Sequence[float],
     op_scores: Sequence[float],
     *,
-    max_rate_gap: float = 0.10,
-    max_rate: float = 0.50,
+    max_rate_gap: float | None = None,
+    max_rate: float | None = None,
 ) -> ArmComparison:
     """Compute the metric delta and decide whether truncation could explain it.
 
@@ -104,12 +106,16 @@ def compare_arms(
         operator: Truncation statistics of the operator arm.
         base_scores: Per-item scores of the base arm (e.g. 1.0 passed, 0.0 failed).
         op_scores: Per-item scores of the operator arm.
-        max_rate_gap: Largest allowed absolute difference between the two truncation rates.
-        max_rate: Largest allowed truncation rate of either arm.
+        max_rate_gap: Largest allowed absolute difference between the two truncation rates
+            (default: the pre-registered bound in `dd/gates.toml`).
+        max_rate: Largest allowed truncation rate of either arm (default: pre-registered).
 
     Returns:
         The comparison; its verdict is ``truncation_artifact`` if either bound is exceeded.
     """
+    bounds = gates.truncation_bounds()
+    max_rate_gap = bounds["max_rate_gap"] if max_rate_gap is None else max_rate_gap
+    max_rate = bounds["max_rate"] if max_rate is None else max_rate
     delta = _mean(op_scores, operator) - _mean(base_scores, base)
     reasons = []
     gap = abs(operator.rate - base.rate)

@@ -4,6 +4,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from syrupy.extensions.amber import AmberSnapshotExtension
 
 from dd import artifacts
 
@@ -27,3 +28,16 @@ def artifact_copy(artifact_root, tmp_path) -> Path:
     for path in dest.rglob("*"):
         path.chmod(0o755 if path.is_dir() else 0o644)
     return dest
+
+
+class GoldenAmber(AmberSnapshotExtension):
+    """Snapshots live in the top-level `golden/` folder, named after the test module."""
+
+    @classmethod
+    def dirname(cls, *, test_location) -> str:
+        return str(Path(__file__).resolve().parents[1] / "golden")
+
+
+@pytest.fixture
+def snapshot(snapshot):
+    return snapshot.use_extension(GoldenAmber)

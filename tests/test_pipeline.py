@@ -21,10 +21,10 @@ def split(rng, n: int, n_pos: int, signal: float, direction: np.ndarray) -> tupl
     return rng.normal(size=(n, D)) + signal * y[:, None] * direction, y
 
 
-def source(*, seed=0, train_signal=2.0, fresh_signal=2.0, n_fresh=160, fresh_pos=80, **extra) -> pipeline.FeatureSource:
+def source(*, seed=0, train_signal=2.0, fresh_signal=2.0, n_fresh=320, fresh_pos=160, **extra) -> pipeline.FeatureSource:
     rng = np.random.default_rng(seed)
     w = np.eye(D)[0]
-    X_train, y_train = split(rng, 160, 80, train_signal, w)
+    X_train, y_train = split(rng, 240, 120, train_signal, w)
     X_fresh, y_fresh = split(rng, n_fresh, fresh_pos, fresh_signal, w)
     return pipeline.FeatureSource("synthetic", X_train, y_train, X_fresh, y_fresh, **extra)
 
@@ -67,10 +67,11 @@ def test_strict_mode_holds_the_bootstrap_lower_bound_to_the_bar():
     assert any("AUC CI lower bound" in r for r in strict.reasons)
 
 
-def test_the_vectorized_null_equals_the_reference_loop():
+def test_the_vectorized_null_and_bootstrap_equal_the_reference_loops():
     rng = np.random.default_rng(1)
     y = (rng.random(60) < 0.4).astype(int)
     p = np.clip(0.3 * y + rng.random(60) * 0.7, 0, 1)
+    assert pipeline.bootstrap_auc_ci(y, p, 300, 0.9, seed=2) == stats.bootstrap_auc_ci(y, p, 300, 0.9, seed=2)
     fast = pipeline.null_clear_rates(y, p, "fresh", 200, seed=5)
     bars = gates.thresholds("fresh")
     auc = stats.permutation_null(y, lambda yy: stats.roc_auc(yy, p), lambda v: v >= bars["auc_min"],
@@ -97,16 +98,16 @@ def test_a_training_only_surface_confound_is_flagged():
 
 def test_a_harmless_surface_fact_is_not_flagged(transfers):
     rng = np.random.default_rng(2)
-    src = replace(transfers, surface_train={"length": rng.normal(300, 50, 160)},
-                  surface_fresh={"length": rng.normal(300, 50, 160)})
+    src = replace(transfers, surface_train={"length": rng.normal(300, 50, 240)},
+                  surface_fresh={"length": rng.normal(300, 50, 320)})
     metrics, doubts = pipeline.surface_guard(src, 1.0)
     assert doubts == [] and metrics["surface_flags"] == 0 and "surface.length.shift_p" in metrics
 
 
 def test_the_split_ledger_catches_overlap_duplicates_and_a_shared_generator(transfers):
-    hashes = tuple(f"item{i}" for i in range(160))
+    hashes = tuple(f"item{i}" for i in range(240))
     leaky = replace(transfers, X_fresh=np.r_[transfers.X_train[:5], transfers.X_fresh[5:]],
-                    hashes_train=hashes, hashes_fresh=hashes[:3] + tuple(f"new{i}" for i in range(157)),
+                    hashes_train=hashes, hashes_fresh=hashes[:3] + tuple(f"new{i}" for i in range(317)),
                     generator_train="gemma", generator_fresh="gemma")
     metrics, doubts = pipeline.split_ledger(leaky)
     assert metrics["ledger_hash_overlap"] == 3 and metrics["ledger_near_duplicates"] == 5
@@ -125,7 +126,7 @@ def test_guards_never_lift_a_fail():
 
 def test_steps_3_to_5_pass_when_one_variant_carries_the_signal(transfers):
     rng = np.random.default_rng(4)
-    noise = (rng.integers(0, 2, 160), rng.integers(0, 2, 160))
+    noise = (rng.integers(0, 2, 240), rng.integers(0, 2, 320))
     rich = replace(transfers, axes={"factual": (transfers.y_train, transfers.y_fresh), "noise": noise},
                    views={"pooled": (transfers.X_train * 2, transfers.X_fresh * 2)}, second=source(seed=9))
     axes = pipeline.axes_step(rich)
@@ -146,7 +147,7 @@ def write_dir(root, src: pipeline.FeatureSource, claims: dict | None = None, **a
 
 
 def test_a_feature_dir_loads_with_its_extras(tmp_path, transfers):
-    lengths = (np.arange(160.0), np.arange(160.0))
+    lengths = (np.arange(240.0), np.arange(320.0))
     root = write_dir(tmp_path / "mine", transfers, surface_length=lengths, y_hedging=(transfers.y_train,
                      transfers.y_fresh), generator=(np.array("a"), np.array("b")))
     src = feature_dirs.load_feature_dir(root)
