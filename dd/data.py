@@ -258,3 +258,12 @@ def load_mcas_scores(store: ArtifactStore) -> dict[str, np.ndarray]:
     """First-pass MCAS judge scores (0/1/2 per prompt) for the base and DD arms."""
     raw = store.json(MCAS)
     return {"base": np.array(raw["baseline_scores"], dtype=float), "dd": np.array(raw["dd_fp16_scores"], dtype=float)}
+
+
+ATTRIBUTION = {"gemma4-e2b": "eval/results/path_b_attribution_gemma4.json",
+               "qwen3.5-0.8b": "eval/results/path_b_attribution_qwen35_0.8b.json"}
+
+
+def load_attribution(store: ArtifactStore, base: str) -> dict:
+    """Released magnitude attribution: cohorts, arch, and every head ranked by Cohen's d."""
+    return store.json(ATTRIBUTION[base])
