@@ -43,7 +43,7 @@ def _last_line(rep: pytest.TestReport) -> str:
     return lines[-1][:300] if lines else ""
 
 
-@dataclass
+@dataclass(eq=False)  # registered as a plugin, so it must stay hashable
 class DDSession:
     """Settings, the entries collected so far (by nodeid) and figure payloads."""
 

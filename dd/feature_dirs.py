@@ -44,7 +44,7 @@ def _load_npz(path: Path) -> dict[str, np.ndarray]:
 
 def _features(path: Path, key: str, X, n: int | None = None) -> np.ndarray:
     X = np.asarray(X)
-    if X.ndim != 2 or not np.issubdtype(X.dtype, np.number):
+    if X.ndim != 2 or X.dtype.kind not in "biuf":
         raise FeatureDirError(f"{path}: {key} must be a 2-d numeric array (n x d), got shape {X.shape} {X.dtype}")
     if n is not None and len(X) != n:
         raise FeatureDirError(f"{path}: {key} has {len(X)} rows but X has {n}")
@@ -76,9 +76,9 @@ def _split(path: Path) -> dict:
            "hashes": None, "generator": None}
     for key, arr in raw.items():
         if key.startswith("surface_"):
-            if arr.shape != (n,):
-                raise FeatureDirError(f"{path}: {key} has shape {arr.shape}, expected ({n},) to match X")
-            out["surface"][key.removeprefix("surface_")] = _features(path, key, arr[:, None].astype(float))[:, 0]
+            if arr.shape != (n,) or arr.dtype.kind not in "biuf":
+                raise FeatureDirError(f"{path}: {key} must be numeric with shape ({n},), got {arr.shape} {arr.dtype}")
+            out["surface"][key.removeprefix("surface_")] = _features(path, key, arr[:, None])[:, 0]
         elif key.startswith("y_"):
             out["axes"][key.removeprefix("y_")] = _labels(path, key, arr, n)
         elif key.startswith("X_"):

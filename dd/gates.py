@@ -57,15 +57,17 @@ def judge_gate(
     *,
     n_pos: int,
     n_neg: int,
-    null_clear_rates: dict[str, float] | None = None,
+    null: dict[str, float | None] | None = None,
     auc_lower: float | None = None,
 ) -> Verdict:
     """Hold (AUC, balanced asymmetry) to gate `name` with the power and null guards.
 
     Args:
         asym: the balanced asymmetry, or None when no threshold met the balance bound.
-        null_clear_rates: per component ('auc', 'asym'), the share of label-permuted runs
-            that clear that component's bar.
+        null: a label-permutation null as `stats.score_null` gives it: per component ('auc',
+            'asym'), `<c>_null_clear_rate` (share of permuted runs clearing the bar) and
+            `<c>_null_p` (share reaching the observed value). A cleared bar that chance clears
+            often counts only when the observed value itself beats chance.
         auc_lower: the bootstrap lower bound; when given (strict mode) the AUC bar applies to it.
     """
     bars = thresholds(name)
@@ -95,12 +97,14 @@ def judge_gate(
             f"({n_pos} positive / {n_neg} negative; pre-registered minimum {guard('min_minority')}): "
             "class imbalance, not evidence"
         )
+    alpha = guard("max_null_clear_rate")
     for component in cleared:
-        rate = (null_clear_rates or {}).get(component)
-        if rate is not None and rate > guard("max_null_clear_rate"):
+        rate = (null or {}).get(f"{component}_null_clear_rate")
+        p_value = (null or {}).get(f"{component}_null_p")
+        if rate is not None and rate > alpha and (p_value is None or p_value > alpha):
             doubts.append(
                 f"label-permuted runs clear the {component} bar in {rate:.1%} of permutations "
-                f"(> {guard('max_null_clear_rate'):.0%}): the bar is within chance"
+                f"(> {alpha:.0%}) and reach the observed value in {p_value:.1%}: within chance"
             )
     if failures:
         return Verdict(FAIL, tuple(failures + doubts), gate)

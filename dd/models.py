@@ -195,8 +195,10 @@ def resolve(
     hint = f"pass --dd-model {name}=/path/to/{spec.hf_id}"
     if overrides and name in overrides:
         path = Path(overrides[name]).expanduser()
-        if not (path / "config.json").exists() and not list(path.glob("*.gguf")):
-            return Unavailable(name, f"--dd-model {name}={path}: no config.json (or .gguf) in that folder")
+        if not (path / "config.json").exists():
+            return Unavailable(
+                name, f"--dd-model {name}={path}: no config.json there (expected a Hugging Face model folder)"
+            )
         return ResolvedBase(spec, str(path.resolve()), "override", root)
     if spec.source == "tiny":
         return ResolvedBase(spec, str(root / "bases" / name), "tiny", root)

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-from scipy.stats import ks_2samp, rankdata
+from scipy.stats import ks_2samp
 
 from dd import gates, stats
 from dd.gates import FAIL, INCONCLUSIVE, PASS, Verdict
@@ -80,62 +80,13 @@ def _downgrade(verdict: Verdict, doubts: list[str]) -> Verdict:
     return Verdict(word, (*kept, *doubts), verdict.gate)
 
 
-def null_clear_rates(y, p, gate: str, n_permutations: int, seed: int = 0) -> dict[str, float]:
-    """Label-permutation null of AUC and balanced asym with the scores held fixed, vectorized.
-
-    Uses the same permutation sequence as `stats.permutation_null(seed=seed)`, so the numbers
-    agree with it; the loop there is too slow to run per step in CI.
-    """
-    y = stats.check_binary(y)
-    p = stats.check_finite(p, "probabilities")
-    bars = gates.thresholds(gate)
-    rng = np.random.default_rng(seed)
-    Y = np.stack([rng.permutation(y) for _ in range(n_permutations)]).astype(float)
-    n_pos, n_neg = y.sum(), len(y) - y.sum()
-    ranks = rankdata(p)
-    null_auc = (Y @ ranks - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
-    asserted = (p[None, :] > stats.SWEEP[:, None]).astype(float)  # thresholds x items
-    p_c = Y @ asserted.T / n_pos
-    p_w = (1 - Y) @ asserted.T / n_neg
-    asym = np.where(p_c >= stats.BALANCE_MIN_P_ASSERT_CORRECT, p_w - p_c, np.inf).min(axis=1)
-    null_asym = asym[np.isfinite(asym)]
-    obs_auc = stats.roc_auc(y, p)
-    obs = stats.balanced_asymmetry(y, p)
-    return {
-        "auc_null_p": float(((null_auc >= obs_auc).sum() + 1) / (n_permutations + 1)),
-        "asym_null_p": (float(((null_asym <= obs.asym).sum() + 1) / (len(null_asym) + 1)) if obs else None),
-        "auc_null_clear_rate": float(np.mean(null_auc >= bars["auc_min"])),
-        "asym_null_clear_rate": float(np.mean(null_asym <= bars["asym_max"])) if len(null_asym) else None,
-    }
-
-
-def bootstrap_auc_ci(y, p, n_boot: int, level: float, seed: int = 0) -> tuple[float, float]:
-    """`stats.bootstrap_auc_ci` with the same draws, its AUCs computed in one batch.
-
-    The draws come from the same generator calls in the same order, so the interval is identical;
-    the per-resample loop there costs about a second per gate, too slow to run per step in CI.
-    """
-    y = stats.check_binary(y)
-    p = stats.check_finite(p, "scores")
-    rng = np.random.default_rng(seed)
-    pos, neg = p[y == 1], p[y == 0]
-    n_pos, n_neg = len(pos), len(neg)
-    # rng.choice(a, k) draws rng.integers(0, len(a), k): same stream, without its per-call overhead
-    draws = [(rng.integers(0, n_pos, n_pos), rng.integers(0, n_neg, n_neg)) for _ in range(n_boot)]
-    P, N = pos[np.stack([d[0] for d in draws])], neg[np.stack([d[1] for d in draws])]
-    ranks = rankdata(np.concatenate([P, N], axis=1), axis=1)
-    aucs = (ranks[:, :n_pos].sum(axis=1) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
-    alpha = (1 - level) / 2
-    return float(np.quantile(aucs, alpha)), float(np.quantile(aucs, 1 - alpha))
-
-
 def _gate(gate: str, y, p, *, strict: bool, seed: int) -> tuple[dict, Verdict]:
     """AUC, balanced asym, bootstrap CI and null of one scored split, held to `gate`."""
     y = stats.check_binary(y)
     auc = stats.roc_auc(y, p)
     point = stats.balanced_asymmetry(y, p)
-    lo, hi = bootstrap_auc_ci(y, p, gates.guard("bootstrap_resamples"), gates.guard("bootstrap_level"), seed)
-    null = null_clear_rates(y, p, gate, gates.guard("null_permutations"), seed)
+    lo, hi = stats.bootstrap_auc_ci(y, p, gates.guard("bootstrap_resamples"), gates.guard("bootstrap_level"), seed)
+    null = stats.score_null(y, p, **gates.thresholds(gate), n_permutations=gates.guard("null_permutations"), seed=seed)
     n_pos, n_neg = int(y.sum()), int(len(y) - y.sum())
     metrics = {
         "auc": auc,
@@ -150,7 +101,7 @@ def _gate(gate: str, y, p, *, strict: bool, seed: int) -> tuple[dict, Verdict]:
     }
     verdict = gates.judge_gate(
         gate, auc, point.asym if point else None, n_pos=n_pos, n_neg=n_neg,
-        null_clear_rates={"auc": null["auc_null_clear_rate"], "asym": null["asym_null_clear_rate"]},
+        null=null,
         auc_lower=lo if strict else None,
     )
     return metrics, verdict

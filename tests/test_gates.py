@@ -36,8 +36,14 @@ def test_imbalance_is_named_even_when_another_component_fails():
 
 
 def test_a_bar_the_null_clears_often_is_not_evidence():
-    v = gates.judge_gate("fresh", 0.70, -0.30, n_pos=60, n_neg=60, null_clear_rates={"asym": 0.4, "auc": 0.0})
+    null = {"asym_null_clear_rate": 0.4, "asym_null_p": 0.2, "auc_null_clear_rate": 0.0, "auc_null_p": 0.001}
+    v = gates.judge_gate("fresh", 0.70, -0.30, n_pos=60, n_neg=60, null=null)
     assert v.verdict == "inconclusive" and any("40.0% of permutations" in r for r in v.reasons)
+
+
+def test_a_value_far_beyond_chance_counts_even_where_the_bar_is_weak():
+    null = {"asym_null_clear_rate": 0.4, "asym_null_p": 0.001, "auc_null_clear_rate": 0.0, "auc_null_p": 0.001}
+    assert gates.judge_gate("fresh", 0.70, -0.30, n_pos=60, n_neg=60, null=null).verdict == "pass"
 
 
 def test_strict_mode_holds_the_lower_bound():

@@ -136,3 +136,35 @@ def test_two_by_two_counts():
     t = stats.two_by_two(correct, asserted)
     assert (t["correct_assert"], t["correct_hedge"], t["wrong_assert"], t["wrong_hedge"]) == (2, 1, 1, 1)
     assert t["asym"] == pytest.approx(0.5 - 2 / 3)
+
+
+def test_score_null_equals_the_reference_permutation_loop():
+    rng = np.random.default_rng(1)
+    y = (rng.random(60) < 0.4).astype(int)
+    p = np.clip(0.3 * y + rng.random(60) * 0.7, 0, 1)
+    fast = stats.score_null(y, p, auc_min=0.63, asym_max=-0.15, n_permutations=200, seed=5)
+
+    def balanced(yy):
+        point = stats.balanced_asymmetry(yy, p)
+        return point.asym if point else np.nan
+
+    auc = stats.permutation_null(y, lambda yy: stats.roc_auc(yy, p), lambda v: v >= 0.63,
+                                 greater_is_extreme=True, n_permutations=200, seed=5)
+    asym = stats.permutation_null(y, balanced, lambda v: v <= -0.15, greater_is_extreme=False,
+                                  n_permutations=200, seed=5)
+    assert (fast["auc_null_p"], fast["auc_null_clear_rate"]) == pytest.approx((auc.p_value, auc.clear_rate))
+    assert (fast["asym_null_p"], fast["asym_null_clear_rate"]) == pytest.approx((asym.p_value, asym.clear_rate))
+
+
+def test_bootstrap_equals_a_plain_resampling_loop():
+    rng = np.random.default_rng(4)
+    y = np.r_[np.ones(20, int), np.zeros(30, int)]
+    s = y + rng.normal(size=50)
+    draw = np.random.default_rng(9)
+    pos, neg = s[y == 1], s[y == 0]
+    aucs = []
+    for _ in range(200):
+        bp, bn = draw.choice(pos, len(pos)), draw.choice(neg, len(neg))
+        aucs.append(roc_auc_score(np.r_[np.ones(20), np.zeros(30)], np.r_[bp, bn]))
+    expected = (np.quantile(aucs, 0.05), np.quantile(aucs, 0.95))
+    assert stats.bootstrap_auc_ci(y, s, n_boot=200, level=0.9, seed=9) == pytest.approx(expected)

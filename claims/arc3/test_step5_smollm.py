@@ -5,7 +5,6 @@ to refit the paper's probe and recompute every number, so this is the one Arc 3 
 recomputes end to end from files.
 """
 
-import numpy as np
 import pytest
 
 from dd import data, gates, stats
@@ -55,33 +54,16 @@ def test_step5_recomputed(config, paper, claim):
     assert verdict.passed, verdict.reasons
 
 
-def null_clear_rates(y, p, n_permutations, seed=0):
-    """Share of fresh-label permutations whose AUC / balanced asym would clear the fresh bars."""
-    bars = gates.thresholds("fresh")
-
-    def balanced(yy):
-        point = stats.balanced_asymmetry(yy, p)
-        return point.asym if point else np.nan
-
-    auc_null = stats.permutation_null(y, lambda yy: stats.roc_auc(yy, p), lambda v: v >= bars["auc_min"],
-                                      greater_is_extreme=True, n_permutations=n_permutations, seed=seed)
-    asym_null = stats.permutation_null(y, balanced, lambda v: v <= bars["asym_max"],
-                                       greater_is_extreme=False, n_permutations=n_permutations, seed=seed)
-    return auc_null, asym_null
-
-
 @pytest.mark.parametrize("config", config_params(
     "arc3.step5.smollm.gate",
     "paper: SmolLM fresh transfer fails ({c}: AUC {auc:.3f}; asym {balanced_asym} called a class-imbalance artifact)"))
 def test_step5_gate(config, paper, claim):
     split, p, metrics = probe_run(paper, config)
-    auc_null, asym_null = null_clear_rates(split.y_fresh, p, gates.guard("null_permutations"))
+    null = stats.score_null(split.y_fresh, p, **gates.thresholds("fresh"), n_permutations=gates.guard("null_permutations"))
     lo, hi = stats.bootstrap_auc_ci(split.y_fresh, p, gates.guard("bootstrap_resamples"), gates.guard("bootstrap_level"))
     verdict = gates.judge_gate("fresh", metrics["auc"], metrics["balanced_asym"], n_pos=metrics["n_pos"],
-                               n_neg=metrics["n_neg"], null_clear_rates={"auc": auc_null.clear_rate,
-                                                                         "asym": asym_null.clear_rate})
-    metrics.update(auc_ci_low=lo, auc_ci_high=hi, auc_null_p=auc_null.p_value, asym_null_p=asym_null.p_value,
-                   auc_null_clear_rate=auc_null.clear_rate, asym_null_clear_rate=asym_null.clear_rate)
+                               n_neg=metrics["n_neg"], null=null)
+    metrics.update(auc_ci_low=lo, auc_ci_high=hi, **null)
     claim.record(source="recomputed", metrics=metrics, verdict=verdict)
     assert verdict.passed, verdict.reasons
 
