@@ -17,6 +17,7 @@ from dd.judges._client import (
     judge_label_set,
     run_judge,
 )
+from dd.judges._comparability import IncomparableArms, judging_identity, require_same_judging
 from dd.judges._drift import DriftReport, Flip, compare_judge_runs, compare_runs, fields_by_hash, label_fields
 from dd.judges._protocol import (
     AXIS_HIGH_SCORE,
@@ -53,6 +54,7 @@ __all__ = [
     "ChecklistLabel",
     "DriftReport",
     "FillImpact",
+    "IncomparableArms",
     "Flip",
     "Judge",
     "JudgeCache",
@@ -81,8 +83,10 @@ __all__ = [
     "item_hash",
     "judge_label_set",
     "judge_names",
+    "judging_identity",
     "label_fields",
     "messages_hash",
     "register_judge",
+    "require_same_judging",
     "run_judge",
 ]
