@@ -71,6 +71,7 @@ def main() -> None:
     cfg = base.model.config
 
     rows: list[tuple[str, str]] = []
+    extract_features(base, pairs[:2], FeatureSpec(batch_size=2), progress=False)  # warm-up
     t0 = time.perf_counter()
     fs = extract_features(base, pairs, FeatureSpec(batch_size=args.batch_size), progress=False)
     t_batched = time.perf_counter() - t0

@@ -179,7 +179,7 @@ def _cli(*argv: str) -> int:
     parser = argparse.ArgumentParser(prog="dd")
     _cache_cli.register(parser.add_subparsers(dest="command"))
     args = parser.parse_args(list(argv))
-    return args.func(args)
+    return args.handler(args)
 
 
 def test_cli_ls_why_clear(tmp_path, capsys):
