@@ -7,7 +7,7 @@ and its own data is loud, never quietly resolved.
 
 from __future__ import annotations
 
-from dd.gates import FAIL, PASS, Verdict
+from dd.gates import FAIL, INCONCLUSIVE, PASS, Verdict
 
 
 def agree(measured: dict, paper: dict, tol: float | dict[str, float] = 0.0) -> Verdict:
@@ -30,7 +30,8 @@ def agree(measured: dict, paper: dict, tol: float | dict[str, float] = 0.0) -> V
 
 
 def combine(**verdicts: Verdict) -> Verdict:
-    """One verdict from several named checks: pass only when all pass; reasons prefixed by name."""
+    """The worst of several named verdicts (fail, then inconclusive, then pass); reasons prefixed by name."""
     reasons = tuple(f"{name}: {r}" for name, v in verdicts.items() for r in v.reasons)
-    failed = any(not v.passed for v in verdicts.values())
-    return Verdict(FAIL if failed else PASS, reasons, {})
+    words = {v.verdict for v in verdicts.values()}
+    worst = next(w for w in (FAIL, INCONCLUSIVE, PASS) if w in words)
+    return Verdict(worst, reasons, {})

@@ -26,7 +26,7 @@ from dd.cache import CODE_VERSION, Cache, CacheKey, sha256_json
 from dd.generate import PLAIN_PAIR, _batches, _progress, _template_kwargs, left_pad, uses_chat_template
 
 if TYPE_CHECKING:
-    from dd.models import LoadedBase
+    from dd.models import LazyBase, LoadedBase
 
 
 @dataclass(frozen=True)
@@ -225,7 +225,7 @@ def extract_features(
 
 
 def feature_key(
-    base: LoadedBase,
+    base: LoadedBase | LazyBase,
     pairs: Sequence[tuple[str, str]],
     spec: FeatureSpec,
     *,
@@ -244,7 +244,7 @@ def feature_key(
 
 
 def cached_features(
-    base: LoadedBase,
+    base: LoadedBase | LazyBase,
     pairs: Sequence[tuple[str, str]],
     spec: FeatureSpec = FeatureSpec(),
     cache: Cache | None = None,
@@ -255,11 +255,12 @@ def cached_features(
 ) -> FeatureSet:
     """``extract_features`` through the cache (npz entry of kind "features").
 
+    ``base`` may be a `LazyBase`: the key needs only its identity, so a hit loads no model.
     ``operator`` names an edit the caller has applied to ``base.model``; the key records it.
     """
     cache = cache or Cache()
     key = feature_key(base, pairs, spec, truncated=truncated, operator=operator)
     arrays = cache.get_or_build(
-        key, lambda: extract_features(base, pairs, spec, truncated=truncated, progress=progress).to_arrays()
+        key, lambda: extract_features(base.load(), pairs, spec, truncated=truncated, progress=progress).to_arrays()
     )
     return FeatureSet.from_arrays(arrays)

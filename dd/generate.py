@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from dd.cache import CODE_VERSION, Cache, CacheKey, sha256_json
 
 if TYPE_CHECKING:
-    from dd.models import LoadedBase
+    from dd.models import LazyBase, LoadedBase
 
 FinishReason = Literal["eos", "length"]
 
@@ -214,7 +214,7 @@ def _cache_of(out: Any) -> Any:
 
 
 def generation_key(
-    base: LoadedBase,
+    base: LoadedBase | LazyBase,
     prompts: Sequence[str],
     config: GenerationConfig,
     *,
@@ -231,7 +231,7 @@ def generation_key(
 
 
 def cached_generate(
-    base: LoadedBase,
+    base: LoadedBase | LazyBase,
     prompts: Sequence[str],
     config: GenerationConfig = GenerationConfig(),
     cache: Cache | None = None,
@@ -241,6 +241,7 @@ def cached_generate(
 ) -> list[Generation]:
     """``generate`` through the cache (JSON entry of kind "generations").
 
+    ``base`` may be a `LazyBase`: the key needs only its identity, so a hit loads no model.
     ``operator`` names the edit applied to ``base.model`` (e.g. a hook); the caller must apply
     it, the key only records it.
     """

@@ -371,6 +371,10 @@ class LoadedBase:
         """Base identity for cache keys and reports (name, location, weights hash, dtype, ...)."""
         return dict(self._identity)
 
+    def load(self) -> LoadedBase:
+        """Itself: the same interface as `LazyBase`, for code that takes either."""
+        return self
+
 
 def default_device_dtype(device: Any = None, dtype: Any = None) -> tuple[Any, Any]:
     """bf16 on CUDA, float32 on CPU, unless given."""
@@ -388,6 +392,78 @@ def default_device_dtype(device: Any = None, dtype: Any = None) -> tuple[Any, An
 
 def _can_4bit(device: Any) -> bool:
     return device.type == "cuda" and importlib.util.find_spec("bitsandbytes") is not None
+
+
+def base_identity(resolved: ResolvedBase, tokenizer: Any, *, dtype: Any, device: Any, attn: str | None,
+                  quant: str = "none") -> dict[str, Any]:
+    """What identifies a base run for cache keys and reports; needs the tokenizer, not the model."""
+    spec = resolved.spec
+    location = resolved.materialize()
+    local = Path(location) if Path(location).exists() else None
+    if local is None and resolved.origin == "hub":
+        found = _in_hub_cache(spec.hf_id)
+        local = Path(found) if found else None
+    revision = local.name if local is not None and local.parent.name == "snapshots" else None
+    tok_hash, tmpl_hash = tokenizer_hash(tokenizer)
+    return {
+        "base": spec.name,
+        "hf_id": spec.hf_id,
+        "location": location if resolved.origin in ("override", "hub") else f"{resolved.origin}:{spec.name}",
+        "origin": resolved.origin,
+        "revision": revision,
+        "weights_sha256": _weights_hash(local, resolved.cache_root) if local is not None else None,
+        "dtype": str(dtype).removeprefix("torch."),
+        "device": device.type,
+        "attn": attn or "default",
+        "quant": quant,
+        "tokenizer_sha256": tok_hash,
+        "chat_template_sha256": tmpl_hash,
+    }
+
+
+class LazyBase:
+    """A base whose identity is known without loading its model; the model loads on first `load()`.
+
+    Cache keys need only the identity, so a warm re-run of a claim loads no model and runs no
+    forward pass. `release()` frees the model once its last test is done.
+    """
+
+    def __init__(self, resolved: ResolvedBase, device: Any = None, dtype: Any = None,
+                 attn_implementation: str | None = None) -> None:
+        self.resolved = resolved
+        self.device, self.dtype = default_device_dtype(device, dtype)
+        self.attn_implementation = attn_implementation or ("eager" if self.device.type == "cpu" else None)
+        self._identity: dict[str, Any] | None = None
+        self._loaded: LoadedBase | None = None
+
+    @property
+    def name(self) -> str:
+        return self.resolved.name
+
+    def identity(self) -> dict[str, Any]:
+        if self._identity is None:
+            from transformers import AutoTokenizer
+
+            tokenizer = AutoTokenizer.from_pretrained(self.resolved.materialize())
+            self._identity = base_identity(self.resolved, tokenizer, dtype=self.dtype, device=self.device,
+                                           attn=self.attn_implementation)
+        return dict(self._identity)
+
+    @property
+    def is_loaded(self) -> bool:
+        return self._loaded is not None
+
+    def load(self) -> LoadedBase:
+        if self._loaded is None:
+            self._loaded = load_base(self.resolved, self.device, self.dtype,
+                                     attn_implementation=self.attn_implementation)
+        return self._loaded
+
+    def release(self) -> None:
+        self._loaded = None
+        import gc
+
+        gc.collect()
 
 
 def load_base(
@@ -418,7 +494,6 @@ def load_base(
         if isinstance(r, Unavailable):
             raise RuntimeError(f"base {r.name} is unavailable: {r.reason}")
         resolved = r
-    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
@@ -444,29 +519,7 @@ def load_base(
     if quant == "none":
         model.to(device)
     model.eval()
-    local = Path(location) if Path(location).exists() else None
-    if local is None and resolved.origin == "hub":
-        found = _in_hub_cache(spec.hf_id)
-        local = Path(found) if found else None
-    revision = None
-    if local is not None and local.parent.name == "snapshots":
-        revision = local.name
-    weights = _weights_hash(local, resolved.cache_root) if local is not None else None
-    tok_hash, tmpl_hash = tokenizer_hash(tokenizer)
-    identity = {
-        "base": spec.name,
-        "hf_id": spec.hf_id,
-        "location": location if resolved.origin in ("override", "hub") else f"{resolved.origin}:{spec.name}",
-        "origin": resolved.origin,
-        "revision": revision,
-        "weights_sha256": weights,
-        "dtype": str(dtype).removeprefix("torch."),
-        "device": device.type,
-        "attn": attn_implementation or "default",
-        "quant": quant,
-        "tokenizer_sha256": tok_hash,
-        "chat_template_sha256": tmpl_hash,
-    }
+    identity = base_identity(resolved, tokenizer, dtype=dtype, device=device, attn=attn_implementation, quant=quant)
     return LoadedBase(
         spec=spec,
         resolved=resolved,
