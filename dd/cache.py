@@ -127,6 +127,16 @@ class EntryInfo:
         return text if len(text) <= width else text[: width - 3] + "..."
 
 
+def model_run_key(kind: str, identity: dict[str, Any], config: dict[str, Any], items: dict[str, str], *,
+                  n_items: int, operator: str) -> CacheKey:
+    """The key of a run through a base: its identity, the run's config, item hashes, operator, code version."""
+    parts: dict[str, Any] = {f"base.{k}": v for k, v in identity.items()}
+    parts.update(config)
+    parts.update(items)
+    parts.update(n_items=n_items, operator=operator, code_version=CODE_VERSION)
+    return CacheKey(kind, parts)
+
+
 def _atomic_write(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name + ".", suffix=".tmp")

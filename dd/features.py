@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dd.cache import CODE_VERSION, Cache, CacheKey, sha256_json
+from dd.cache import Cache, CacheKey, model_run_key, sha256_json
 from dd.generate import PLAIN_PAIR, _batches, _progress, _template_kwargs, left_pad, uses_chat_template
 
 if TYPE_CHECKING:
@@ -233,14 +233,9 @@ def feature_key(
     operator: str = "frozen",
 ) -> CacheKey:
     """The cache key of a feature run: base identity, spec, pair-set hash, operator, code version."""
-    parts: dict[str, Any] = {f"base.{k}": v for k, v in base.identity().items()}
-    parts.update(spec.key_parts())
-    parts["pairs_sha256"] = sha256_json([[p, r] for p, r in pairs])
-    parts["truncated_sha256"] = sha256_json(list(map(bool, truncated)) if truncated is not None else None)
-    parts["n_items"] = len(pairs)
-    parts["operator"] = operator
-    parts["code_version"] = CODE_VERSION
-    return CacheKey("features", parts)
+    items = {"pairs_sha256": sha256_json([[p, r] for p, r in pairs]),
+             "truncated_sha256": sha256_json(list(map(bool, truncated)) if truncated is not None else None)}
+    return model_run_key("features", base.identity(), spec.key_parts(), items, n_items=len(pairs), operator=operator)
 
 
 def cached_features(

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from dd.cache import CODE_VERSION, Cache, CacheKey, sha256_json
+from dd.cache import Cache, CacheKey, model_run_key, sha256_json
 
 if TYPE_CHECKING:
     from dd.models import LazyBase, LoadedBase
@@ -221,13 +221,9 @@ def generation_key(
     operator: str = "frozen",
 ) -> CacheKey:
     """The cache key of a generation run: base identity, config, prompt-set hash, operator."""
-    parts: dict[str, Any] = {f"base.{k}": v for k, v in base.identity().items()}
-    parts.update(config.key_parts())
-    parts["prompts_sha256"] = sha256_json(list(prompts))
-    parts["n_items"] = len(prompts)
-    parts["operator"] = operator
-    parts["code_version"] = CODE_VERSION
-    return CacheKey("generations", parts)
+    items = {"prompts_sha256": sha256_json(list(prompts))}
+    return model_run_key("generations", base.identity(), config.key_parts(), items, n_items=len(prompts),
+                         operator=operator)
 
 
 def cached_generate(

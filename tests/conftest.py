@@ -20,6 +20,18 @@ def artifact_root(dd_settings) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def store(artifact_root) -> artifacts.ArtifactStore:
+    """A verified store over the real artifacts (a corrupt file fails the test that reads it)."""
+    return artifacts.ArtifactStore(artifact_root)
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    """The cache root tiny bases are built under, shared by the session."""
+    return tmp_path_factory.getbasetemp() / "dd-cache"
+
+
 @pytest.fixture
 def artifact_copy(artifact_root, tmp_path) -> Path:
     """A writable copy of the artifacts, to tamper with or delete from."""

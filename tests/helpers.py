@@ -20,3 +20,15 @@ def run_pytest(*args, artifacts_dir: Path, cwd: Path = ROOT, extra_env: dict | N
 
 def read_report(path: Path) -> dict:
     return json.loads(Path(path).read_text())
+
+
+_TINY: dict = {}
+
+
+def tiny(name: str, root):
+    """Load a tiny base once per process (building it under ``root`` if needed)."""
+    from dd.models import load_base, resolve
+
+    if name not in _TINY:
+        _TINY[name] = load_base(resolve(name, cache_root=root))
+    return _TINY[name]

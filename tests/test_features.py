@@ -12,6 +12,7 @@ from dd.cache import Cache
 from dd.features import FeatureSpec, _hidden, cached_features, extract_features, render_pair
 from dd.models import load_base, resolve
 from dd.tiny import TINY_NAMES
+from helpers import tiny
 
 PAIRS = [
     ("hi", "Hello! How can I help?"),
@@ -21,21 +22,6 @@ PAIRS = [
     ("Water boils at", "one hundred degrees Celsius at sea level, I think, but I am not completely sure."),
 ]
 TRUNC = [False, True, False, False, True]
-
-_LOADED: dict = {}
-
-
-def tiny(name: str, root):
-    """Load a tiny base once per test module (building it under ``root`` if needed)."""
-    if name not in _LOADED:
-        _LOADED[name] = load_base(resolve(name, cache_root=root))
-    return _LOADED[name]
-
-
-@pytest.fixture(scope="module")
-def root(tmp_path_factory):
-    return tmp_path_factory.getbasetemp() / "dd-cache"
-
 
 def assert_batched_equals_alone(base, pairs, atol, rtol=0.0):
     spec = FeatureSpec(last_n=3, batch_size=len(pairs))

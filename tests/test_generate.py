@@ -7,8 +7,8 @@ import pytest
 from dd import generate as gen_mod
 from dd.cache import Cache, CacheMiss
 from dd.generate import GenerationConfig, cached_generate, generate, left_pad, render_prompt
-from dd.models import load_base, resolve
 from dd.tiny import TINY_NAMES
+from helpers import tiny
 
 PROMPTS = [
     "hi",
@@ -17,21 +17,6 @@ PROMPTS = [
     "def add(a, b):",
     "Water boils at one hundred degrees",
 ]
-
-_LOADED: dict = {}
-
-
-def tiny(name: str, root):
-    """Load a tiny base once per test module (building it under ``root`` if needed)."""
-    if name not in _LOADED:
-        _LOADED[name] = load_base(resolve(name, cache_root=root))
-    return _LOADED[name]
-
-
-@pytest.fixture(scope="module")
-def root(tmp_path_factory):
-    return tmp_path_factory.getbasetemp() / "dd-cache"
-
 
 def test_left_pad_positions_from_mask():
     ids, mask, pos = left_pad([[5, 6, 7], [8]], pad_id=0)

@@ -14,8 +14,7 @@ from typing import Any
 
 import pytest
 
-from dd.artifacts import ArtifactCorrupt, ArtifactMissing, ArtifactStore, locate
-from dd.data import FRESH, STEP16
+from dd.data import STEP16
 from dd.judges import (
     V4_AXES,
     JudgeConfig,
@@ -31,19 +30,6 @@ from dd.judges import (
 )
 from dd.judges import _rubrics as R
 from dd.judges.replay import ReplayServer, paper_recordings, replay_paper_runs
-
-
-@pytest.fixture(scope="module")
-def store() -> ArtifactStore:
-    store = ArtifactStore(locate())
-    try:
-        store.path(STEP16)
-        store.path(FRESH)
-    except ArtifactMissing as err:
-        pytest.skip(f"paper artifacts missing: {err}")
-    except ArtifactCorrupt as err:
-        pytest.fail(str(err))
-    return store
 
 
 def label_hash(outcome: Any) -> str:

@@ -12,11 +12,6 @@ from dd.models import REGISTRY, ResolvedBase, Unavailable, load_base, resolve
 from dd.tiny import TINY_NAMES, build_tiny_base
 
 
-@pytest.fixture(scope="module")
-def root(tmp_path_factory):
-    return tmp_path_factory.getbasetemp() / "dd-cache"
-
-
 def test_registry_names_and_frozen_specs():
     for name in ["qwen3-0.6b", "qwen3-1.7b", "qwen3.5-0.8b", "gemma4-e2b", "smollm2-1.7b",
                  "smollm2-135m", "gemma3-270m", *TINY_NAMES]:

@@ -9,7 +9,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from dd import feature_dirs, gates, pipeline, stats
+from dd import feature_dirs, gates, pipeline
 from tests.helpers import read_report, run_pytest
 
 D = 20

@@ -10,7 +10,6 @@ import urllib.request
 import numpy as np
 import pytest
 
-from dd.artifacts import ArtifactCorrupt, ArtifactMissing, ArtifactStore, locate
 from dd.data import FRESH, STEP16, V4_AXES, JudgedSet, load_judged
 from dd.judges import (
     ChecklistJudge,
@@ -19,7 +18,6 @@ from dd.judges import (
     JudgeError,
     JudgeItem,
     V4Label,
-    VerbalJudge,
     VerbalLabel,
     default_fill_impact,
     judge_label_set,
@@ -37,19 +35,6 @@ from dd.judges.replay import (
 )
 
 ERROR_ITEM = {"step16": 21, "fresh": 149}
-
-
-@pytest.fixture(scope="module")
-def store() -> ArtifactStore:
-    store = ArtifactStore(locate())
-    try:
-        store.path(STEP16)
-        store.path(FRESH)
-    except ArtifactMissing as err:
-        pytest.skip(f"paper artifacts missing: {err}")
-    except ArtifactCorrupt as err:
-        pytest.fail(str(err))
-    return store
 
 
 # ------------------------------------------------------------------ server mechanics (no paper data)
