@@ -7,7 +7,7 @@ dropped (step16 item 21, fresh item 149), which leaves n = 99 / 192.
 import numpy as np
 import pytest
 
-from dd import data, stats
+from dd import data
 from dd.agreement import agree, combine
 
 AXES_PAPER = {  # positives step16 / fresh
