@@ -189,25 +189,32 @@ def split_ledger(source: FeatureSource) -> tuple[dict, list[str]]:
     return metrics, doubts
 
 
-def cv_step(source: FeatureSource, C: float = 1.0, *, strict: bool = False, seed: int = 0) -> StepResult:
-    """Step 1: pooled out-of-fold AUC and balanced asym of 5-fold CV on the training split."""
-    cv = stats.cross_validate(source.X_train, source.y_train, C)
+def cv_step(source: FeatureSource, C: float = 1.0, *, strict: bool = False, seed: int = 0,
+            estimator=None) -> StepResult:
+    """Step 1: pooled out-of-fold AUC and balanced asym of 5-fold CV on the training split.
+
+    The probe is the paper's logistic regression at `C` unless a read-out operator passes its own
+    unfitted `estimator`; the surface guard always uses the paper's probe.
+    """
+    cv = stats.cross_validate(source.X_train, source.y_train, C, estimator=estimator)
     metrics, verdict = _gate("cv", source.y_train, cv.oof, strict=strict, seed=seed)
     metrics["mean_fold_auc"] = cv.mean_fold_auc
     surface, doubts = surface_guard(source, C)
     return StepResult("cv", {**metrics, **surface}, _downgrade(verdict, doubts))
 
 
-def fresh_step(source: FeatureSource, C: float = 1.0, *, strict: bool = False, seed: int = 0) -> StepResult:
+def fresh_step(source: FeatureSource, C: float = 1.0, *, strict: bool = False, seed: int = 0,
+               estimator=None) -> StepResult:
     """Step 2: fit on the training split, score the fresh split."""
-    p = stats.fit_predict(source.X_train, source.y_train, source.X_fresh, C)
+    p = stats.fit_predict(source.X_train, source.y_train, source.X_fresh, C, estimator=estimator)
     metrics, verdict = _gate("fresh", source.y_fresh, p, strict=strict, seed=seed)
     surface, surface_doubts = surface_guard(source, C)
     ledger, ledger_doubts = split_ledger(source)
     return StepResult("fresh", {**metrics, **surface, **ledger}, _downgrade(verdict, surface_doubts + ledger_doubts))
 
 
-def _both_gates(step: str, variants: Mapping[str, FeatureSource], C: float, strict: bool, seed: int) -> StepResult:
+def _both_gates(step: str, variants: Mapping[str, FeatureSource], C: float, strict: bool, seed: int,
+                estimator=None) -> StepResult:
     """Steps 1 and 2 per variant; pass when some variant passes both, fail when none could.
 
     Any one variant passing is what the protocol asks of steps 3-5 ("does some axis / view /
@@ -217,7 +224,8 @@ def _both_gates(step: str, variants: Mapping[str, FeatureSource], C: float, stri
     reasons: list[str] = []
     words = []
     for name, variant in variants.items():
-        cv, fresh = cv_step(variant, C, strict=strict, seed=seed), fresh_step(variant, C, strict=strict, seed=seed)
+        cv = cv_step(variant, C, strict=strict, seed=seed, estimator=estimator)
+        fresh = fresh_step(variant, C, strict=strict, seed=seed, estimator=estimator)
         for r in (cv, fresh):
             metrics.update({f"{name}.{r.step}.{k}": v for k, v in r.metrics.items()})
             reasons.extend(f"{name} {r.step}: {why}" for why in r.reasons)
@@ -232,26 +240,29 @@ def _both_gates(step: str, variants: Mapping[str, FeatureSource], C: float, stri
     return StepResult(step, metrics, Verdict(overall, tuple(reasons), gate))
 
 
-def axes_step(source: FeatureSource, C: float = 1.0, *, strict: bool = False, seed: int = 0) -> StepResult:
+def axes_step(source: FeatureSource, C: float = 1.0, *, strict: bool = False, seed: int = 0,
+              estimator=None) -> StepResult:
     """Step 3: the same features against each extra label column."""
     if not source.axes:
         raise ValueError(f"{source.name} has a single label column; step 3 needs several")
     variants = {a: replace(source, y_train=yt, y_fresh=yf, axes={}, views={}, second=None)
                 for a, (yt, yf) in source.axes.items()}
-    return _both_gates("axes", variants, C, strict, seed)
+    return _both_gates("axes", variants, C, strict, seed, estimator)
 
 
-def pooled_step(source: FeatureSource, C: float = 1.0, *, strict: bool = False, seed: int = 0) -> StepResult:
+def pooled_step(source: FeatureSource, C: float = 1.0, *, strict: bool = False, seed: int = 0,
+                estimator=None) -> StepResult:
     """Step 4: the same labels from each extra feature view (e.g. the mean of the last layers)."""
     if not source.views:
         raise ValueError(f"{source.name} carries no extra feature view; step 4 needs one")
     variants = {v: replace(source, X_train=xt, X_fresh=xf, axes={}, views={}, second=None)
                 for v, (xt, xf) in source.views.items()}
-    return _both_gates("pooled", variants, C, strict, seed)
+    return _both_gates("pooled", variants, C, strict, seed, estimator)
 
 
-def second_base_step(source: FeatureSource, C: float = 1.0, *, strict: bool = False, seed: int = 0) -> StepResult:
+def second_base_step(source: FeatureSource, C: float = 1.0, *, strict: bool = False, seed: int = 0,
+                     estimator=None) -> StepResult:
     """Step 5: replication of steps 1 and 2 on a second base."""
     if source.second is None:
         raise ValueError(f"{source.name} has no second-base source; step 5 needs one")
-    return _both_gates("second-base", {source.second.name: source.second}, C, strict, seed)
+    return _both_gates("second-base", {source.second.name: source.second}, C, strict, seed, estimator)

@@ -115,10 +115,20 @@ def make_probe(C: float, random_state: int = 0):
     return make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=2000, random_state=random_state))
 
 
-def fit_predict(X_train, y_train, X_eval, C: float) -> np.ndarray:
-    """P(correct) on X_eval from the paper's probe fit on (X_train, y_train)."""
+def fit_predict(X_train, y_train, X_eval, C: float = 1.0, *, estimator=None) -> np.ndarray:
+    """P(correct) on X_eval from a probe fit on (X_train, y_train).
+
+    The probe is the paper's (`make_probe(C)`) unless `estimator` is given: any unfitted sklearn
+    classifier with `predict_proba`, cloned so the caller's object stays unfitted.
+    """
     y_train = check_binary(y_train)
-    probe = make_probe(C).fit(check_finite(X_train), y_train)
+    if estimator is None:
+        probe = make_probe(C)
+    else:
+        from sklearn.base import clone
+
+        probe = clone(estimator)
+    probe.fit(check_finite(X_train), y_train)
     return probe.predict_proba(check_finite(X_eval))[:, 1]
 
 
@@ -139,7 +149,7 @@ class CVResult:
         return float(np.mean(self.fold_aucs))
 
 
-def cross_validate(X, y, C: float, n_splits: int = 5, random_state: int = 42) -> CVResult:
+def cross_validate(X, y, C: float = 1.0, n_splits: int = 5, random_state: int = 42, *, estimator=None) -> CVResult:
     from sklearn.model_selection import StratifiedKFold
 
     y = check_binary(y)
@@ -149,7 +159,7 @@ def cross_validate(X, y, C: float, n_splits: int = 5, random_state: int = 42) ->
     oof = np.zeros(len(y))
     fold_aucs = []
     for train, test in StratifiedKFold(n_splits, shuffle=True, random_state=random_state).split(X, y):
-        oof[test] = fit_predict(X[train], y[train], X[test], C)
+        oof[test] = fit_predict(X[train], y[train], X[test], C, estimator=estimator)
         fold_aucs.append(roc_auc(y[test], oof[test]))
     return CVResult(oof, roc_auc(y, oof), tuple(fold_aucs))
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from dd import feature_dirs, gates, pipeline
-from tests.helpers import read_report, run_pytest
+from helpers import read_report, run_pytest
 
 D = 20
 

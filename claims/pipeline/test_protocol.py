@@ -48,12 +48,40 @@ STEP_FUNCTIONS = {"cv": pipeline.cv_step, "fresh": pipeline.fresh_step, "axes": 
 
 @dataclass(frozen=True)
 class SourceSpec:
-    """Which source a parametrization runs on, with which C, and the verdict it claims."""
+    """Which source a parametrization runs on, with which probe, and the verdict it claims.
+
+    `operator` names a third-party read-out operator (registered through the `dd.operators` entry
+    point); None means the paper's sidecar probe (logistic regression at `C`).
+    """
 
     kind: str  # 'features' or 'smollm'
     C: float
     expected: str
     root: Path | None = None
+    operator: str | None = None
+
+
+def third_party_readouts() -> list:
+    """Read-out operators other than the paper's sidecar: each is held to its own `claims`."""
+    from dd.operators import get_operator, operator_factory, operator_names
+
+    return [get_operator(name) for name in operator_names()
+            if name != "sidecar" and getattr(operator_factory(name), "kind", None) == "readout"]
+
+
+def _operator_params(config: pytest.Config, step: str) -> list:
+    params = []
+    root = settings_of(config).features
+    sources = [("smollm", None, SMOLLM)]
+    if root is not None:
+        sources.insert(0, ("features", Path(root), f"features:{Path(root).resolve().name}"))
+    for op in third_party_readouts():
+        expected = dict(getattr(op, "claims", {})).get(step, "pass")
+        for kind, path, base in sources:
+            mark = pytest.mark.claim(CLAIMS[step], base=base, operator=op.key(), step=step)
+            params.append(pytest.param(SourceSpec(kind, 1.0, expected, path, op.name),
+                                       id=f"{base.replace(':', '-')}-{op.name}", marks=mark))
+    return params
 
 
 def _params(config: pytest.Config, step: str) -> list:
@@ -70,7 +98,7 @@ def _params(config: pytest.Config, step: str) -> list:
         if step in SMOLLM_XFAIL:
             marks.append(pytest.mark.xfail(strict=True, reason=SMOLLM_XFAIL[step].format(C=C, **quoted)))
         params.append(pytest.param(SourceSpec("smollm", C, "pass"), id=f"{SMOLLM}-C{C}", marks=marks))
-    return params
+    return params + _operator_params(config, step)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -98,7 +126,12 @@ def _run(step: str, spec: SourceSpec, request: pytest.FixtureRequest, claim) -> 
         source = feature_dirs.load_feature_dir(spec.root)
         if step in FEATURE_SKIPS and not getattr(source, FEATURE_SKIPS[step][0]):
             pytest.skip(FEATURE_SKIPS[step][1].format(name=source.name))
-    result = STEP_FUNCTIONS[step](source, spec.C)
+    estimator = None
+    if spec.operator is not None:
+        from dd.operators import get_operator
+
+        estimator = get_operator(spec.operator).estimator()
+    result = STEP_FUNCTIONS[step](source, spec.C, estimator=estimator)
     claim.record(source="recomputed", metrics={**result.metrics, "expected_verdict": spec.expected},
                  verdict=result.verdict)
     assert result.verdict.verdict == spec.expected, (

@@ -10,6 +10,7 @@ from typing import Any
 
 from dd.operators._protocol import (
     Handle,
+    KeyMixin,
     ModelOperator,
     Operator,
     OperatorKind,
@@ -20,6 +21,7 @@ from dd.operators._protocol import (
 from dd.operators._registry import (
     ENTRY_POINT_GROUP,
     get_operator,
+    operator_factory,
     operator_names,
     register_operator,
 )
@@ -46,6 +48,7 @@ __all__ = [
     "Frozen",
     "FrozenSpec",
     "Handle",
+    "KeyMixin",
     "Lora",
     "LoraAdapter",
     "LoraSpec",
@@ -66,6 +69,7 @@ __all__ = [
     "TemperingSpec",
     "decoder_layers",
     "get_operator",
+    "operator_factory",
     "operator_names",
     "pooled",
     "projection_sites",

@@ -68,11 +68,14 @@ class PromptOperator(Operator, Protocol):
 
 @runtime_checkable
 class ReadoutOperator(Operator, Protocol):
-    """An operator that reads features after the fact and rewrites responses."""
+    """An operator that reads features after the fact: a probe the five-step protocol can gate.
 
-    def fit(self, X: Any, y: Any) -> Self: ...
+    `estimator()` gives an unfitted sklearn classifier with `predict_proba`. An operator may
+    also declare `claims`, the verdict it claims per protocol step ('cv', 'fresh', ...; default
+    'pass'), which `claims/pipeline` holds it to.
+    """
 
-    def hedge(self, responses: list[str], X: Any) -> list[str]: ...
+    def estimator(self) -> Any: ...
 
 
 def spec_key(name: str, spec: Any) -> str:

@@ -59,8 +59,8 @@ def operator_names() -> tuple[str, ...]:
     return tuple(sorted(_REGISTRY))
 
 
-def get_operator(name: str, **params: Any) -> Operator:
-    """Build the operator registered as ``name`` with ``params``.
+def operator_factory(name: str) -> Callable[..., Operator]:
+    """The factory registered as ``name`` (its class attributes, e.g. ``kind``, without building it).
 
     Raises:
         KeyError: naming the known operators when ``name`` is not registered.
@@ -68,7 +68,11 @@ def get_operator(name: str, **params: Any) -> Operator:
     if name not in _REGISTRY:
         _load_entry_points()
     try:
-        factory = _REGISTRY[name]
+        return _REGISTRY[name]
     except KeyError:
         raise KeyError(f"unknown operator {name!r}; known: {', '.join(operator_names())}") from None
-    return factory(**params)
+
+
+def get_operator(name: str, **params: Any) -> Operator:
+    """Build the operator registered as ``name`` with ``params``."""
+    return operator_factory(name)(**params)

@@ -1,0 +1,284 @@
+"""Arms of an Arc 1 / Arc 2 comparison: a base with or without an operator, measured the same way.
+
+Arc 1's headline (+15.3 HumanEval points at ``n_predict=512``) turned into -8.0 at a larger
+budget, and Arc 2's tempering "damaged content": both claims are about what an operator does to
+a base's *content*, so both arms must go through one harness. Here:
+
+- ``arm_generations``: cached greedy generations of one arm, loading the base and applying the
+  operator only on a cache miss (a warm re-run loads no model);
+- ``run_humaneval_arm``: HumanEval pass@1 plus the arm's truncation statistics at one budget;
+- ``compare_budgets``: ``compare_arms`` per budget and ``budget_sensitivity`` across budgets;
+- ``perplexity``: teacher-forced perplexity of fixed reference answers (content damage that
+  needs no judge and no code execution);
+- ``tempering_sweep``: perplexity (and optionally HumanEval) under each tempering lambda.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from dd import humaneval, truncation
+from dd.cache import Cache, model_run_key, sha256_json
+from dd.generate import Generation, GenerationConfig, cached_generate, generation_key
+
+if TYPE_CHECKING:
+    from dd.attribution import HeadInputs
+    from dd.models import LazyBase, LoadedBase
+
+
+def operator_key(operator: Any | None) -> str:
+    """The cache-key name of an operator (``frozen`` for none), so both arms key the same way."""
+    return "frozen" if operator is None else operator.key()
+
+
+def arm_generations(base: LazyBase | LoadedBase, prompts: Sequence[str], config: GenerationConfig,
+                    cache: Cache, operator: Any | None = None) -> list[Generation]:
+    """Generations of ``base`` under ``operator`` through the cache.
+
+    On a hit (or in offline mode, where a miss must raise) nothing is loaded; on a miss the base
+    is loaded, the operator applied for the duration of the run, and removed again.
+    """
+    key_op = operator_key(operator)
+    key = generation_key(base, prompts, config, operator=key_op)
+    if cache.contains(key) or cache.offline:
+        return cached_generate(base, prompts, config, cache, operator=key_op)
+    loaded = base.load()
+    handle = operator.apply(loaded) if operator is not None else None
+    try:
+        return cached_generate(loaded, prompts, config, cache, operator=key_op)
+    finally:
+        if handle is not None:
+            handle.remove()
+
+
+@dataclass(frozen=True)
+class HumanEvalArm:
+    """One arm at one budget: per-problem pass flags, truncation statistics, pass@1.
+
+    Attributes:
+        name: the arm (``base`` or an operator name).
+        n_predict: the generation budget.
+        passed: per problem, 1.0 if its completion passed every test.
+        stats: truncation statistics (rate, mean response tokens).
+        statuses: per problem, the sandbox status (passed/failed/timeout/error).
+    """
+
+    name: str
+    n_predict: int
+    passed: tuple[float, ...]
+    stats: truncation.ArmStats
+    statuses: tuple[str, ...] = field(default=())
+
+    @property
+    def pass_at_1(self) -> float:
+        return sum(self.passed) / len(self.passed)
+
+    def metrics(self) -> dict[str, float]:
+        """The arm's numbers for a report entry (percentages for pass@1 and truncation)."""
+        return {"pass_at_1_pct": 100 * self.pass_at_1, "truncation_pct": 100 * self.stats.rate,
+                "mean_response_tokens": self.stats.mean_len, "n": self.stats.n}
+
+
+def humaneval_prompts(problems: Sequence[humaneval.Problem]) -> list[str]:
+    """The plain instruction per problem; ``generate`` wraps it in the base's chat template."""
+    return [humaneval.render_prompt(p) for p in problems]
+
+
+def run_humaneval_arm(base: LazyBase | LoadedBase, problems: Sequence[humaneval.Problem], n_predict: int,
+                      cache: Cache, *, name: str = "base", operator: Any | None = None,
+                      allow_code_exec: bool, batch_size: int = 8, timeout_s: float = 10.0,
+                      workers: int = 1, enable_thinking: bool | None = None) -> HumanEvalArm:
+    """Generate one completion per problem at ``n_predict`` and score it in the sandbox.
+
+    The opt-in is checked before any generation, so a refused run costs nothing and runs nothing.
+
+    Raises:
+        humaneval.CodeExecutionNotAllowed: without ``allow_code_exec``.
+    """
+    if not allow_code_exec:
+        raise humaneval.CodeExecutionNotAllowed(
+            "HumanEval scoring executes model-written code; pass --dd-allow-code-exec to allow it")
+    config = GenerationConfig(n_predict=n_predict, batch_size=batch_size, enable_thinking=enable_thinking)
+    gens = arm_generations(base, humaneval_prompts(problems), config, cache, operator)
+    results = humaneval.evaluate(problems, {p.task_id: g.text for p, g in zip(problems, gens, strict=True)},
+                                 allow_code_exec=True, timeout_s=timeout_s, workers=workers)
+    stats = truncation.arm_stats(name, [g.finish_reason for g in gens], [len(g.token_ids) for g in gens])
+    return HumanEvalArm(name, n_predict, tuple(float(r.passed) for r in results), stats,
+                        tuple(r.status for r in results))
+
+
+@dataclass(frozen=True)
+class BudgetComparison:
+    """Base vs operator at several budgets: the per-budget comparison and the sign check."""
+
+    per_budget: dict[int, truncation.ArmComparison]
+    sensitivity: truncation.BudgetSensitivity
+
+    def metrics(self, base: Mapping[int, HumanEvalArm], op: Mapping[int, HumanEvalArm]) -> dict[str, Any]:
+        """Flat report metrics: each arm's numbers, delta and verdict per budget, and sign stability."""
+        out: dict[str, Any] = {}
+        for budget, cmp in sorted(self.per_budget.items()):
+            for arm, arms in (("base", base), ("op", op)):
+                out.update({f"{arm}.n{budget}.{k}": v for k, v in arms[budget].metrics().items()})
+            out[f"delta_pct.n{budget}"] = 100 * cmp.delta
+            out[f"verdict.n{budget}"] = cmp.verdict
+        out["sign_stable"] = self.sensitivity.sign_stable
+        return out
+
+    def reasons(self) -> list[str]:
+        """Each budget's truncation reasons, prefixed with the budget."""
+        return [f"n_predict {b}: {r}" for b, cmp in sorted(self.per_budget.items()) for r in cmp.reasons]
+
+
+def compare_budgets(base: Mapping[int, HumanEvalArm], op: Mapping[int, HumanEvalArm]) -> BudgetComparison:
+    """``compare_arms`` at every budget both arms ran, then whether the delta's sign survives."""
+    budgets = sorted(set(base) & set(op))
+    per = {b: truncation.compare_arms(base[b].stats, op[b].stats, base[b].passed, op[b].passed) for b in budgets}
+    return BudgetComparison(per, truncation.budget_sensitivity({b: c.delta for b, c in per.items()}))
+
+
+def perplexity(base: LoadedBase, pairs: Sequence[tuple[str, str]], *, batch_size: int = 4,
+               max_length: int | None = 1024) -> float:
+    """exp(mean NLL per response token) of fixed (prompt, response) pairs, teacher-forced.
+
+    A fixed reference text measures what an edit does to the base's content model without a judge
+    or code execution: if tempering only changed disposition, this would not move. Rows are
+    left-padded with explicit position ids (as in ``dd.generate``), so batching does not change it.
+    Hooks already on the model (a tempering handle) act.
+    """
+    import torch
+
+    from dd.features import render_pair
+    from dd.generate import _batches, left_pad
+
+    rendered = [render_pair(base.tokenizer, p, r, max_length=max_length) for p, r in pairs]
+    nll, count = 0.0, 0
+    with torch.inference_mode():
+        for batch in _batches([len(r.ids) for r in rendered], max(1, batch_size)):
+            ids, mask, pos = left_pad([rendered[i].ids for i in batch], base.pad_token_id, base.device)
+            logits = base.model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=False).logits
+            logp = torch.log_softmax(logits[:, :-1].double(), -1).gather(-1, ids[:, 1:, None]).squeeze(-1)
+            width = ids.shape[1]
+            for row, i in enumerate(batch):
+                r = rendered[i]
+                off = width - len(r.ids)
+                # token t is predicted at position t - 1; the first response token needs a context
+                a, b = off + max(r.response_start, 1), off + r.response_end
+                nll -= float(logp[row, a - 1 : b - 1].sum())
+                count += b - a
+    if count == 0:
+        raise ValueError("no response tokens to score")
+    return math.exp(nll / count)
+
+
+def cached_head_inputs(base: LazyBase | LoadedBase, pairs: Sequence[tuple[str, str]], cache: Cache, *,
+                       last_n_tokens: int = 32) -> HeadInputs:
+    """``collect_head_inputs`` through the cache (npz), so attribution re-runs load no model."""
+    from dd.attribution import HeadInputs, HeadSite, collect_head_inputs
+
+    key = model_run_key("head_inputs", base.identity(), {"attr.last_n_tokens": last_n_tokens, "attr.kinds": "attention"},
+                        {"pairs_sha256": sha256_json([list(p) for p in pairs])}, n_items=len(pairs), operator="frozen")
+
+    def build() -> dict[str, Any]:
+        got = collect_head_inputs(base.load(), pairs, last_n_tokens=last_n_tokens, batch_size=1)
+        out: dict[str, Any] = {"n_tokens": got.n_tokens,
+                               "sites": np.array(json.dumps([s.__dict__ for s in got.sites]))}
+        for k in range(len(got.sites)):
+            out[f"norms_{k}"], out[f"means_{k}"] = got.norms[k], got.means[k]
+        return out
+
+    z = cache.get_or_build(key, build, fmt="npz")
+    sites = tuple(HeadSite(**s) for s in json.loads(str(z["sites"])))
+    return HeadInputs(sites, tuple(z[f"norms_{k}"] for k in range(len(sites))),
+                      tuple(z[f"means_{k}"] for k in range(len(sites))), z["n_tokens"], last_n_tokens)
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    """One lambda of a tempering sweep.
+
+    Attributes:
+        lam: the scale on the chosen heads' o_proj inputs.
+        perplexity: of the reference answers under this lambda.
+        humaneval: the HumanEval arm at this lambda, when code execution was allowed.
+    """
+
+    lam: float
+    perplexity: float
+    humaneval: HumanEvalArm | None = None
+
+
+def tempering_sweep(base: LazyBase | LoadedBase, heads: Sequence[tuple[int, int]], lams: Sequence[float],
+                    reference_pairs: Sequence[tuple[str, str]], *, cache: Cache | None = None,
+                    problems: Sequence[humaneval.Problem] = (), n_predict: int = 256,
+                    allow_code_exec: bool = False) -> tuple[float, list[SweepPoint]]:
+    """(base perplexity, one point per lambda): content damage of tempering ``heads``.
+
+    HumanEval runs only with ``problems`` and ``allow_code_exec`` (and a ``cache``); perplexity
+    always runs. The base's own perplexity comes first so that lambda=1 can be held to it exactly.
+    """
+    from dd.operators import Tempering
+
+    loaded = base.load()
+    base_ppl = perplexity(loaded, reference_pairs)
+    points = []
+    for lam in lams:
+        op = Tempering(list(heads), lam)
+        with op.apply(loaded):
+            ppl = perplexity(loaded, reference_pairs)
+        arm = None
+        if problems and allow_code_exec:
+            arm = run_humaneval_arm(base, problems, n_predict, cache or Cache(), name=f"lambda={lam}",
+                                    operator=op, allow_code_exec=True)
+        points.append(SweepPoint(float(lam), ppl, arm))
+    return base_ppl, points
+
+
+def load_adapter(directory: str | Path) -> Any:
+    """A ``Lora`` operator from a dd adapter folder or a plain peft one (e.g. the paper's DD adapter).
+
+    A plain peft folder has no dd history: its stages are recorded as ``external-peft`` and its
+    target as ``attention`` when it touches only q/k/v/o, else ``all-linear``.
+    """
+    from safetensors.torch import load_file
+
+    from dd.operators import Lora, LoraAdapter, LoraTrainConfig
+    from dd.operators.lora import ATTENTION_MODULES
+
+    directory = Path(directory)
+    if (directory / "dd_adapter.json").is_file():
+        return Lora(directory)
+    cfg = json.loads((directory / "adapter_config.json").read_text())
+    targets = cfg.get("target_modules") or []
+    target = "attention" if targets and set(targets) <= set(ATTENTION_MODULES) else "all-linear"
+    config = LoraTrainConfig(target=target, r=int(cfg["r"]), alpha=int(cfg["lora_alpha"]))
+    state = load_file(str(directory / "adapter_model.safetensors"))
+    return Lora(LoraAdapter(config, state, ({"method": "external-peft", "steps": None},)))
+
+
+def cached_sft_adapter(base: LazyBase | LoadedBase, pairs: Sequence[tuple[str, str]], config: Any,
+                       cache: Cache) -> Any:
+    """A ``Lora`` operator trained by ``train_sft`` once per (base, pairs, config), kept under the cache.
+
+    Generations are keyed by the adapter's weights hash, so re-using the trained adapter is what
+    makes a warm re-run load no model.
+    """
+    from dataclasses import asdict
+
+    from dd.operators import Lora, train_sft
+
+    digest = sha256_json({"base": base.identity(), "pairs": [list(p) for p in pairs], "config": asdict(config)})
+    directory = cache.root / "adapters" / digest[:32]
+    if not (directory / "dd_adapter.json").is_file():
+        adapter = train_sft(base.load(), pairs, config)
+        tmp = directory.with_name(directory.name + ".tmp")
+        adapter.save(tmp)
+        tmp.replace(directory) if not directory.exists() else None
+    return Lora(directory)
