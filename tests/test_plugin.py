@@ -64,18 +64,18 @@ def test_xdist_gives_the_same_report(serial_report, artifact_root, tmp_path):
     assert read_report(path)["results"] == serial_report[0]["results"]
 
 
-def test_a_deleted_artifact_skips_only_its_tests(artifact_copy, tmp_path):
+def test_a_deleted_artifact_skips_only_its_tests(serial_report, artifact_copy, tmp_path):
     (artifact_copy / "eval/results/smollm_fresh_features.npz").unlink()
     path = tmp_path / "r.json"
     code, out = run_pytest(*ARTIFACT_CLAIMS, "-q", "--dd-report", str(path), artifacts_dir=artifact_copy)
     assert code == 0, out
-    entries = read_report(path)["results"]
-    skipped = {e["nodeid"] for e in entries if e["outcome"] == "skipped"}
-    uses_file = {e["nodeid"] for e in entries if e["base"] == "smollm2-1.7b" and "test_baseline" not in e["nodeid"]}
-    assert uses_file and uses_file <= skipped
-    assert all("smollm_fresh_features.npz" in e["reasons"][0] and "dd artifacts fetch" in e["reasons"][0]
-               for e in entries if e["nodeid"] in uses_file)
-    assert skipped - uses_file == {e["nodeid"] for e in entries if e["claim"] == "arc1.gemma.chef.dd"}
+    before = {e["nodeid"]: e for e in serial_report[0]["results"]}
+    after = {e["nodeid"]: e for e in read_report(path)["results"]}
+    newly_skipped = {n for n, e in after.items() if e["outcome"] == "skipped" and before[n]["outcome"] != "skipped"}
+    assert newly_skipped and all(before[n]["base"] == "smollm2-1.7b" for n in newly_skipped)
+    for n in newly_skipped:
+        assert "smollm_fresh_features.npz" in after[n]["reasons"][0] and "dd artifacts fetch" in after[n]["reasons"][0]
+    assert all(after[n]["outcome"] == before[n]["outcome"] for n in after if n not in newly_skipped)
 
 
 def test_a_tampered_artifact_fails_loudly(artifact_copy):
