@@ -14,6 +14,7 @@ fail, because a gate that clears on confounded or leaked evidence is not evidenc
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
@@ -112,12 +113,22 @@ def _fact_binary(values: np.ndarray) -> np.ndarray:
     return values.astype(int) if np.isin(values, (0, 1)).all() else (values > np.median(values)).astype(int)
 
 
+_SURFACE_AUCS: dict[tuple[str, str, float], float | None] = {}
+
+
 def _features_predict(X, values, C: float) -> float | None:
-    """CV AUC of the features for a surface fact, or None when the fact has too few of a class."""
-    try:
-        return stats.cross_validate(X, _fact_binary(values), C).pooled_auc
-    except stats.OneClassError:
-        return None
+    """CV AUC of the features for a surface fact, or None when the fact has too few of a class.
+
+    Memoized on the arrays' content: every step of a run asks the same question of the same split.
+    """
+    X, labels = np.ascontiguousarray(X), _fact_binary(values)
+    key = (hashlib.sha1(X.tobytes()).hexdigest(), hashlib.sha1(labels.tobytes()).hexdigest(), C)
+    if key not in _SURFACE_AUCS:
+        try:
+            _SURFACE_AUCS[key] = stats.cross_validate(X, labels, C).pooled_auc
+        except stats.OneClassError:
+            _SURFACE_AUCS[key] = None
+    return _SURFACE_AUCS[key]
 
 
 def _fact_predicts(y, values) -> float:

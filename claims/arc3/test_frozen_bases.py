@@ -98,7 +98,18 @@ def surface_facts(judged: data.JudgedSet, feats) -> dict[str, np.ndarray]:
     }
 
 
+_SOURCES: dict = {}
+
+
 def feature_source(base, paper, bases, *, view: str = "h_last", axis: str | None = None):
+    """The protocol's input for one base, view and label axis, built once per session."""
+    key = (base, view, axis)
+    if key not in _SOURCES:
+        _SOURCES[key] = _build_source(base, paper, bases, view=view, axis=axis)
+    return _SOURCES[key]
+
+
+def _build_source(base, paper, bases, *, view: str, axis: str | None):
     from dd.pipeline import FeatureSource
 
     step16, fresh = paper.judged("step16"), paper.judged("fresh")
