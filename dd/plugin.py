@@ -85,7 +85,8 @@ class ClaimRecorder:
     """What a claim test computed: metrics, the gate it was held to and the verdict.
 
     `source` is 'recomputed' when the test computed the numbers from data, 'summary' when
-    it only checked a stored summary the authors computed from unreleased inputs.
+    it only checked a stored summary the authors computed from unreleased inputs. `paper`
+    overrides the marker's quoted numbers; a Verdict's reasons and gate come along with it.
     """
 
     def __init__(self, item: pytest.Item) -> None:
@@ -101,7 +102,6 @@ class ClaimRecorder:
         reasons: list[str] | tuple[str, ...] = (),
         paper: dict | None = None,
         gate: dict | None = None,
-        **static,
     ) -> None:
         if source not in ("recomputed", "summary"):
             raise ValueError(f"a recorded claim is 'recomputed' or 'summary', not {source!r}")
@@ -112,7 +112,6 @@ class ClaimRecorder:
         entry = {"source": source, "metrics": metrics, "verdict": verdict, "reasons": list(reasons), "gate": gate or {}}
         if paper is not None:
             entry["paper"] = paper
-        entry.update({k: v for k, v in static.items() if k in ("base", "operator", "step")})
         self.entry = report.jsonable(entry)
         self._item.user_properties[:] = [p for p in self._item.user_properties if p[0] != ENTRY_KEY]
         self._item.user_properties.append((ENTRY_KEY, self.entry))
