@@ -1,4 +1,4 @@
-"""Wall time of the artifact-only claims run (claims/arc3 + claims/arc1) in a fresh process.
+"""Wall time of the artifact-only claims run (claims/arc3 + claims/arc1, not heavy) in a fresh process.
 
 Usage: python bench/bench_claims.py [repeats]. Needs DD_ARTIFACTS. Prints one line per run and
 the median; the process start-up (pytest, numpy, scikit-learn imports) is included, as a user
@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def one_run() -> float:
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "pytest", "claims/arc3", "claims/arc1", "-q", "-p", "no:randomly"],
+    subprocess.run([sys.executable, "-m", "pytest", "claims/arc3", "claims/arc1", "-m", "not heavy", "-q", "-p", "no:randomly"],
                    cwd=ROOT, check=True, capture_output=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     return time.perf_counter() - start
 

@@ -1,7 +1,7 @@
 """A warm re-run of the frozen-base claims loads no model and runs no forward pass.
 
 Usage: python bench/bench_warm_claims.py [BASE]   (default smollm2-135m; needs a cold run first:
-`pytest claims/arc3 -k smollm2-135m --dd-slow`). Runs the claims in this process with
+`pytest claims/arc3 -k smollm2-135m`). Runs the claims in this process with
 `--dd-offline` (a cache miss that would need the model is an error) and counts model loads and
 forward passes, then prints the wall time.
 """
@@ -44,7 +44,7 @@ def main() -> int:
     base = sys.argv[1] if len(sys.argv) > 1 else "smollm2-135m"
     counter = Counter()
     start = time.perf_counter()
-    code = pytest.main([str(ROOT / "claims/arc3/test_frozen_bases.py"), "-k", base, "--dd-slow", "--dd-offline",
+    code = pytest.main([str(ROOT / "claims/arc3/test_frozen_bases.py"), "-k", base, "--dd-offline",
                         "-q", "-p", "no:randomly"], plugins=[counter])
     wall = time.perf_counter() - start
     print(f"warm run of {base}: {wall:.1f} s, exit {code}, model loads {counter.loads}, "

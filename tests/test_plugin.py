@@ -1,5 +1,6 @@
 """What a user sees: the report contract, xdist merging, skips and errors on bad artifacts."""
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -10,7 +11,7 @@ from dd import report
 
 from helpers import ROOT, read_report, run_pytest
 
-ARTIFACT_CLAIMS = ["claims/arc3", "claims/arc1"]
+ARTIFACT_CLAIMS = ["claims/arc3", "claims/arc1", "-m", "not heavy"]
 
 
 @pytest.fixture(scope="module")
@@ -91,13 +92,13 @@ def test_a_tampered_artifact_fails_loudly(artifact_copy):
 def test_artifact_only_claims_import_neither_torch_nor_transformers(artifact_root):
     script = textwrap.dedent("""
         import sys, pytest
-        code = pytest.main(["claims/arc3", "claims/arc2", "claims/arc1", "-q", "-p", "no:randomly"])
+        code = pytest.main(["claims/arc3", "claims/arc2", "claims/arc1", "-m", "not heavy", "-q", "-p", "no:randomly"])
         heavy = sorted(m for m in ("torch", "transformers", "peft") if m in sys.modules)
         print("HEAVY", heavy)
         sys.exit(code or bool(heavy))
     """)
     proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True,
-                          env={**__import__("os").environ, "DD_ARTIFACTS": str(artifact_root)}, timeout=300)
+                          env={**os.environ, "DD_ARTIFACTS": str(artifact_root), "HF_HUB_OFFLINE": "1"}, timeout=300)
     assert "HEAVY []" in proc.stdout, proc.stdout[-2000:]
     assert proc.returncode == 0
 
