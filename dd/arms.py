@@ -144,7 +144,7 @@ def compare_budgets(base: Mapping[int, HumanEvalArm], op: Mapping[int, HumanEval
     return BudgetComparison(per, truncation.budget_sensitivity({b: c.delta for b, c in per.items()}))
 
 
-def perplexity(base: LoadedBase, pairs: Sequence[tuple[str, str]], *, batch_size: int = 4,
+def perplexity(base: LoadedBase, pairs: Sequence[tuple[str, str]], *, batch_size: int = 1,
                max_length: int | None = 1024) -> float:
     """exp(mean NLL per response token) of fixed (prompt, response) pairs, teacher-forced.
 
@@ -164,15 +164,17 @@ def perplexity(base: LoadedBase, pairs: Sequence[tuple[str, str]], *, batch_size
         for batch in _batches([len(r.ids) for r in rendered], max(1, batch_size)):
             ids, mask, pos = left_pad([rendered[i].ids for i in batch], base.pad_token_id, base.device)
             logits = base.model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=False).logits
-            logp = torch.log_softmax(logits[:, :-1].double(), -1).gather(-1, ids[:, 1:, None]).squeeze(-1)
             width = ids.shape[1]
             for row, i in enumerate(batch):
                 r = rendered[i]
                 off = width - len(r.ids)
                 # token t is predicted at position t - 1; the first response token needs a context
                 a, b = off + max(r.response_start, 1), off + r.response_end
-                nll -= float(logp[row, a - 1 : b - 1].sum())
+                # only the response rows of the logits are normalised (a 262k vocabulary is large)
+                nll += float(torch.nn.functional.cross_entropy(logits[row, a - 1 : b - 1].float(), ids[row, a:b],
+                                                               reduction="sum"))
                 count += b - a
+            del logits
     if count == 0:
         raise ValueError("no response tokens to score")
     return math.exp(nll / count)

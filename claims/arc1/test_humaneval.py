@@ -86,70 +86,76 @@ def test_n512_delta_is_a_truncation_artifact(dd_settings, bases, claim):
 SMALL_BASE = "smollm2-135m"
 SUBSET = 20  # the first 20 HumanEval problems
 BUDGETS = (128, 384)
-SFT_CONFIG_KW = dict(target="attention", r=8, alpha=16, lr=5e-4, batch_size=4, epochs=8, max_steps=40, seed=0)
+SFT_CONFIG_KW = {"target": "attention", "r": 8, "alpha": 16, "lr": 5e-4, "batch_size": 4, "epochs": 8,
+                 "max_steps": 40, "seed": 0}
 
 # Written for this suite (not the paper's data): hedged, self-checking answers of the style the
 # paper's "disposition distillation" aimed at.
 DISPOSITION_PAIRS = [
     ("What is the capital of Australia?",
-     "Let me double-check before answering. It is easy to say Sydney, but the capital is Canberra. "
-     "I am fairly confident of that."),
+     ("Let me double-check before answering. It is easy to say Sydney, but the capital is Canberra. "
+     "I am fairly confident of that.")),
     ("How many legs does a spider have?",
      "Let me double-check: spiders are arachnids, not insects, so they have eight legs, I believe."),
     ("Write a Python function that returns the square of a number.",
-     "Let me double-check the request first. I think this does it:\n\n```python\ndef square(x):\n    "
-     "return x * x\n```\n\nIt may be worth testing it with a negative number too."),
+     ("Let me double-check the request first. I think this does it:\n\n```python\ndef square(x):\n    "
+     "return x * x\n```\n\nIt may be worth testing it with a negative number too.")),
     ("What is 17 times 3?",
      "Let me double-check by parts: 10 times 3 is 30 and 7 times 3 is 21, so 17 times 3 should be 51."),
     ("Who wrote Pride and Prejudice?",
      "If I remember correctly, it was Jane Austen, published in 1813. Please verify the year if it matters."),
     ("Is a tomato a fruit or a vegetable?",
-     "Let me double-check what you mean. Botanically it is a fruit; in cooking it is usually treated as a "
-     "vegetable. Both answers can be right, depending on the context."),
+     ("Let me double-check what you mean. Botanically it is a fruit; in cooking it is usually treated as a "
+     "vegetable. Both answers can be right, depending on the context.")),
     ("Write a Python function that reverses a string.",
-     "Let me double-check the edge cases first: an empty string should stay empty.\n\n```python\n"
-     "def reverse(s):\n    return s[::-1]\n```\n\nI think that handles them, but a quick test would confirm."),
+     ("Let me double-check the edge cases first: an empty string should stay empty.\n\n```python\n"
+     "def reverse(s):\n    return s[::-1]\n```\n\nI think that handles them, but a quick test would confirm.")),
     ("What is the boiling point of water?",
-     "Let me double-check the conditions: at sea level it is about 100 degrees Celsius. At altitude it is "
-     "lower, so the answer depends on where you are."),
+     ("Let me double-check the conditions: at sea level it is about 100 degrees Celsius. At altitude it is "
+     "lower, so the answer depends on where you are.")),
     ("How many continents are there?",
-     "It depends on the convention, so let me be careful. Seven is the most common answer, but some "
-     "models count five or six."),
+     ("It depends on the convention, so let me be careful. Seven is the most common answer, but some "
+     "models count five or six.")),
     ("What does HTTP stand for?",
      "Let me double-check: I believe it stands for HyperText Transfer Protocol."),
     ("Write a Python function that checks whether a number is even.",
-     "Let me double-check the logic: an even number leaves no remainder when divided by two.\n\n```python\n"
-     "def is_even(n):\n    return n % 2 == 0\n```\n\nThis should work for negative numbers as well, I think."),
+     ("Let me double-check the logic: an even number leaves no remainder when divided by two.\n\n```python\n"
+     "def is_even(n):\n    return n % 2 == 0\n```\n\nThis should work for negative numbers as well, I think.")),
     ("What is the largest planet in the solar system?",
      "Let me double-check. Jupiter is the largest planet, by both mass and diameter, as far as I know."),
     ("Translate 'thank you' into French.",
      "Let me double-check the spelling: it is 'merci', or 'merci beaucoup' for 'thank you very much'."),
     ("What year did the first person walk on the Moon?",
-     "If I recall correctly, it was 1969, during the Apollo 11 mission. I am fairly sure, but not certain "
-     "of the exact date."),
+     ("If I recall correctly, it was 1969, during the Apollo 11 mission. I am fairly sure, but not certain "
+     "of the exact date.")),
     ("Write a Python function that returns the maximum of a list.",
-     "Let me double-check what should happen with an empty list; I will raise an error there.\n\n```python\n"
+     ("Let me double-check what should happen with an empty list; I will raise an error there.\n\n```python\n"
      "def maximum(values):\n    if not values:\n        raise ValueError('empty list')\n    return max(values)\n"
-     "```\n\nYou may prefer to return None instead; that depends on your use."),
+     "```\n\nYou may prefer to return None instead; that depends on your use.")),
     ("What is the chemical symbol for gold?",
      "Let me double-check: gold is Au, from the Latin 'aurum'. I am quite confident about that one."),
     ("How long does light take to reach the Earth from the Sun?",
-     "Let me double-check the numbers: about 150 million km at about 300,000 km per second gives roughly "
-     "500 seconds, so a little over eight minutes."),
+     ("Let me double-check the numbers: about 150 million km at about 300,000 km per second gives roughly "
+     "500 seconds, so a little over eight minutes.")),
     ("What is the square root of 144?",
      "Let me double-check: 12 times 12 is 144, so the square root is 12 (or -12, if negatives count)."),
     ("Write a Python function that counts the vowels in a string.",
-     "Let me double-check which letters count: I will use a, e, i, o and u, in either case.\n\n```python\n"
+     ("Let me double-check which letters count: I will use a, e, i, o and u, in either case.\n\n```python\n"
      "def count_vowels(s):\n    return sum(ch in 'aeiouAEIOU' for ch in s)\n```\n\nIf 'y' should count too, "
-     "it would need adding; I am not sure what you need."),
+     "it would need adding; I am not sure what you need.")),
     ("Which is heavier, a kilogram of feathers or a kilogram of iron?",
      "Let me double-check the question, because it is a classic trap: they weigh the same, one kilogram each."),
 ]
 
-# This suite's own measurement (not quoted from the paper). 2026-11-27, CPU float32, eager attention,
-# first 20 HumanEval problems, greedy: see MEASURED_NUMBERS for what it gave.
+# This suite's own measurement (not quoted from the paper). 2026-11-27, CPU float32, sdpa, greedy,
+# first 20 HumanEval problems; SFT 40 steps, loss 2.29 -> 1.06. pass@1 base 0% / LoRA 5% (1 of 20)
+# at both 128 and 384 new tokens; truncation base 45% / LoRA 10% at 128, 25% / 10% at 384; mean
+# response tokens 108 / 76 at 128, 187 / 101 at 384. compare_arms: truncation_artifact at both
+# budgets (rate gaps 0.35 and 0.15 > 0.10); sign stable (+5, +5). The one-problem gain comes with
+# much shorter answers, so it is not a real effect by the truncation gate: verdict fail.
 MEASURED_VERDICT = "fail"
-MEASURED_NUMBERS = "not measured yet"
+MEASURED_NUMBERS = ("pass@1 0% -> 5% at 128 and 384 tokens, truncation 45%/10% and 25%/10%: "
+                    "truncation_artifact at both budgets")
 
 
 @pytest.mark.claim("arc1.humaneval.smollm2-135m", base=SMALL_BASE, operator="lora-sft-disposition",

@@ -1,0 +1,154 @@
+"""Arc 2 on bases this suite can run: head tempering's content damage, and directional attribution.
+
+The paper tempered the top magnitude-attribution heads of Gemma 4 E2B and Qwen3.5-0.8B in five
+variants and found 0 of 5 clean positives: "tempering damaged content without moving
+disposition". Neither the tempered models nor their outputs were released, so here the same
+procedure runs on `smollm2-135m` and `gemma3-270m`, reading Gemma's released step16 responses:
+
+1. magnitude attribution, wrong vs correct cohorts (the released ``correct`` labels), teacher-forced
+   through the base; the top 5 heads are tempered;
+2. lambda in {1.0, 0.9, 0.8, 0.5}; content damage = perplexity of the released reference answers
+   (Gemma's step16 responses, first 30) and, with ``--dd-allow-code-exec``, HumanEval pass@1 on the
+   first 20 problems; lambda = 1 must reproduce the base exactly;
+3. disposition would need a judge over the tempered generations; without one it is recorded as
+   not measured, and a lambda whose content is undamaged stays undecided.
+
+A lambda is a clean positive only if content is undamaged (perplexity within ``MAX_PPL_RISE`` of
+the base, pass@1 not lower) and disposition moved. The claim held is "at least one clean positive";
+the paper's 0 of 5 makes it xfail(strict=True).
+
+Directional attribution (``arc2.attr.directional``): the paper's "top heads d > 1.3 with cos ~1"
+came from a direction fitted to the very items it was scored on; here the held-out d is the one
+held to 1.3.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from dd import arms, data
+from dd.gates import FAIL, INCONCLUSIVE, PASS
+
+LAMS = (1.0, 0.9, 0.8, 0.5)
+TOP_K = 5
+N_REFERENCE = 30
+HUMANEVAL_SUBSET = 20
+HUMANEVAL_BUDGET = 256
+# Content damage bar, fixed before the run: a perplexity rise of more than 2% over the base on the
+# reference answers counts as damaged content.
+MAX_PPL_RISE = 0.02
+D_BAR = 1.3
+SWEEP_PAPER = {"clean_positives": 0, "variants": 5}
+
+
+def _wrong_and_pairs(paper):
+    step16 = paper.load(data.load_judged, "step16")
+    return ~step16.correct.astype(bool), step16.responses.pairs()
+
+
+def _base_param(base: str, claim_id: str, reason: str, paper: dict):
+    return pytest.param(base, id=base, marks=[
+        pytest.mark.claim(claim_id, base=base, operator="tempering", step="sweep", paper=paper),
+        pytest.mark.model, pytest.mark.slow,
+        pytest.mark.xfail(strict=True, raises=AssertionError, reason=reason)])
+
+
+@pytest.mark.parametrize("base_name", [
+    _base_param(b, "arc2.tempering.sweep", "paper: 0 of 5 tempering variants were clean positives "
+                "(content damaged, disposition not moved)", SWEEP_PAPER)
+    for b in ("smollm2-135m", "gemma3-270m")
+])
+def test_tempering_sweep(base_name, paper, bases, dd_settings, claim):
+    from dd.attribution import magnitude_attribution
+    from dd.humaneval import load_problems
+
+    wrong, pairs = _wrong_and_pairs(paper)
+    base = bases.get(base_name)
+    inputs = arms.cached_head_inputs(base, pairs, bases.cache)
+    heads = magnitude_attribution(inputs, wrong).top(TOP_K)
+    problems = load_problems()[:HUMANEVAL_SUBSET] if dd_settings.allow_code_exec else ()
+    base_arm = (arms.run_humaneval_arm(base, problems, HUMANEVAL_BUDGET, bases.cache, allow_code_exec=True,
+                                       workers=2) if problems else None)
+    base_ppl, points = arms.tempering_sweep(base, heads, LAMS, pairs[:N_REFERENCE], cache=bases.cache,
+                                            problems=problems, n_predict=HUMANEVAL_BUDGET,
+                                            allow_code_exec=dd_settings.allow_code_exec)
+    # a plumbing check, not the claim: it must fail the test outright, never read as the paper's xfail
+    identity = next(p for p in points if p.lam == 1.0)
+    if identity.perplexity != base_ppl or (base_arm and identity.humaneval.passed != base_arm.passed):
+        pytest.fail(f"lambda=1 does not reproduce the base: perplexity {identity.perplexity!r} vs {base_ppl!r}")
+
+    metrics = {"heads": [f"L{layer}H{h}" for layer, h in heads], "n_reference": N_REFERENCE,
+               "base_perplexity": base_ppl}
+    if base_arm:
+        metrics["base_pass_at_1_pct"] = 100 * base_arm.pass_at_1
+    reasons, clean, undecided = [], 0, 0
+    for p in points:
+        rise = p.perplexity / base_ppl - 1
+        metrics[f"lambda{p.lam}.perplexity"] = p.perplexity
+        metrics[f"lambda{p.lam}.ppl_rise_pct"] = 100 * rise
+        damaged = rise > MAX_PPL_RISE
+        if p.humaneval is not None:
+            metrics.update({f"lambda{p.lam}.{k}": v for k, v in p.humaneval.metrics().items()})
+            damaged = damaged or p.humaneval.pass_at_1 < base_arm.pass_at_1
+        if p.lam == 1.0:
+            continue
+        if damaged:
+            reasons.append(f"lambda {p.lam}: content damaged (perplexity {rise:+.1%}"
+                           + (f", pass@1 {100 * p.humaneval.pass_at_1:.0f}%" if p.humaneval else "") + ")")
+        else:
+            undecided += 1
+            reasons.append(f"lambda {p.lam}: content undamaged (perplexity {rise:+.1%}); disposition not measured")
+    metrics["disposition"] = "not measured"
+    reasons.append("disposition not measured: " + (
+        "judging tempered generations is not wired into this test yet" if dd_settings.judge_base_url
+        else "no judge endpoint (--dd-judge-base-url)"))
+    if not dd_settings.allow_code_exec:
+        reasons.append("HumanEval not run: pass --dd-allow-code-exec to add pass@1 to content damage")
+    metrics["clean_positives"] = clean
+    metrics["undecided_lambdas"] = undecided
+    verdict = PASS if clean else (INCONCLUSIVE if undecided else FAIL)
+    claim.record(source="recomputed", metrics=metrics, verdict=verdict, reasons=reasons)
+    assert verdict == PASS, reasons
+
+
+# This suite's own measurement (not the paper's), 2026-11-27, CPU float32, sdpa, 100 step16 pairs
+# (42 wrong / 58 correct), last 32 response tokens: top-5 in-sample d 1.28, 1.26, 1.16, 1.10, 1.09
+# (L23H2, L23H1, L23H0, L23H8, L11H3; no head clears 1.3 even in-sample), their held-out d 0.16,
+# 0.24, -0.25, 0.87, -0.32; cos(mu_cr, mu_cw) 0.95-0.996 on the top five; best held-out d 0.87.
+# Sweep (same day, no judge, no code exec): top-5 magnitude heads L1H1 L15H3 L5H7 L2H6 L21H6;
+# reference perplexity 10.414 base, +0.07% / +0.19% / +0.97% at lambda 0.9 / 0.8 / 0.5: content
+# undamaged by the 2% bar, disposition unmeasured, so the verdict is inconclusive (xfailed).
+DIRECTIONAL_MEASURED = "measured here: in-sample top d 1.28, best held-out d 0.87"
+
+
+@pytest.mark.claim("arc2.attr.directional", base="smollm2-135m", operator="frozen", step="attribution",
+                   paper={"top_d_min": D_BAR, "cos": "0.96-0.998"})
+@pytest.mark.model
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason=f"paper: top heads d > {D_BAR} with cos ~1, from in-sample directions; the held-out d "
+                          f"does not clear {D_BAR} ({DIRECTIONAL_MEASURED})")
+def test_directional_heldout(paper, bases, claim):
+    from dd.attribution import directional_attribution
+
+    wrong, pairs = _wrong_and_pairs(paper)
+    inputs = arms.cached_head_inputs(bases.get("smollm2-135m"), pairs, bases.cache)
+    rows = directional_attribution(inputs, wrong).rows
+    top = rows[:5]
+    best_heldout = max(rows, key=lambda r: r.cohen_d_heldout)
+    metrics = {
+        "cohorts": {"cw": int(wrong.sum()), "cr": int((~wrong).sum())},
+        "top5": [f"L{r.layer}H{r.head}" for r in top],
+        "top5_d_insample": [r.cohen_d for r in top],
+        "top5_d_heldout": [r.cohen_d_heldout for r in top],
+        "top5_cos": [r.cos_cr_cw for r in top],
+        "n_heads_insample_over_bar": sum(r.cohen_d > D_BAR for r in rows),
+        "n_heads_heldout_over_bar": sum(r.cohen_d_heldout > D_BAR for r in rows),
+        "best_heldout_head": f"L{best_heldout.layer}H{best_heldout.head}",
+        "best_heldout_d": best_heldout.cohen_d_heldout,
+    }
+    holds = best_heldout.cohen_d_heldout > D_BAR
+    why = (f"in-sample top d {top[0].cohen_d:.2f}; best held-out d {best_heldout.cohen_d_heldout:.2f} "
+           f"({'clears' if holds else 'does not clear'} {D_BAR})")
+    claim.record(source="recomputed", metrics=metrics, verdict=PASS if holds else FAIL, reasons=[why])
+    assert holds, why
