@@ -22,13 +22,18 @@ def read_report(path: Path) -> dict:
     return json.loads(Path(path).read_text())
 
 
-_TINY: dict = {}
+def tiny_loader():
+    """A loader with its own memo: each test module gets its own models (tests hook and cast them).
 
-
-def tiny(name: str, root):
-    """Load a base once per process: tiny ones built under ``root``, real ones from the default cache."""
+    Tiny bases are built under ``root``; real ones come from the default cache.
+    """
     from dd.models import load_base, resolve
 
-    if name not in _TINY:
-        _TINY[name] = load_base(resolve(name, cache_root=root) if name.startswith("tiny-") else resolve(name))
-    return _TINY[name]
+    loaded: dict = {}
+
+    def tiny(name: str, root):
+        if name not in loaded:
+            loaded[name] = load_base(resolve(name, cache_root=root) if name.startswith("tiny-") else resolve(name))
+        return loaded[name]
+
+    return tiny

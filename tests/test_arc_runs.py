@@ -5,7 +5,9 @@ from __future__ import annotations
 import math
 
 import pytest
-from helpers import ROOT, run_pytest, tiny
+from helpers import ROOT, run_pytest, tiny_loader
+
+tiny = tiny_loader()
 
 from dd import arms
 from dd.cache import Cache

@@ -18,7 +18,9 @@ from dd.attribution import (
     magnitude_attribution,
 )
 from dd.operators import Tempering, projection_sites
-from helpers import tiny
+from helpers import tiny_loader
+
+tiny = tiny_loader()
 
 _WORDS = ["steak", "salt", "water", "fox", "paris", "tokyo", "light", "energy", "plant", "list", "sum", "python", "number", "heat", "side", "minute", "answer", "capital", "dog", "level"]
 

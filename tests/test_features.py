@@ -12,7 +12,9 @@ from dd.cache import Cache
 from dd.features import FeatureSpec, _hidden, cached_features, extract_features, render_pair
 from dd.models import load_base, resolve
 from dd.tiny import TINY_NAMES
-from helpers import tiny
+from helpers import tiny_loader
+
+tiny = tiny_loader()
 
 PAIRS = [
     ("hi", "Hello! How can I help?"),

@@ -8,7 +8,9 @@ from dd import generate as gen_mod
 from dd.cache import Cache, CacheMiss
 from dd.generate import GenerationConfig, cached_generate, generate, left_pad, render_prompt
 from dd.tiny import TINY_NAMES
-from helpers import tiny
+from helpers import tiny_loader
+
+tiny = tiny_loader()
 
 PROMPTS = [
     "hi",

@@ -17,7 +17,9 @@ from dd.operators import (
     train_sft,
 )
 from dd.operators.lora import _right_pad
-from helpers import tiny
+from helpers import tiny_loader
+
+tiny = tiny_loader()
 
 PAIRS = [
     ("What is 2+2?", "It is 4."),
