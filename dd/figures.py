@@ -20,20 +20,34 @@ def _pyplot():
     return plt
 
 
-def auc_collapse(path: Path, entries: list[dict]) -> bool:
-    """One line per entry that measured both a CV AUC and a fresh AUC, with both gate lines.
+def _collapse_series(entries: list[dict]) -> list[tuple[str, float, float]]:
+    """(label, CV AUC, fresh AUC) per base and operator (and label axis), from whichever entries carry them.
 
-    Returns False (and draws nothing) when no entry carries both.
+    An entry may carry both (`cv_auc` and `fresh_auc`, as the per-axis sweeps do), or one step
+    each: a `cv` entry's AUC and a `fresh` entry's AUC for the same base and operator.
     """
-    series = []
+    cv: dict[tuple, float] = {}
+    fresh: dict[tuple, float] = {}
     for e in sorted(entries, key=lambda e: e["nodeid"]):
         m = e["metrics"]
-        fresh = m.get("fresh_auc", m.get("auc"))
-        if m.get("cv_auc") is not None and fresh is not None:
-            label = f"{e['base']} {e['operator'] or ''} {e['claim'].split('.')[-2] if e['source'] == 'summary' else ''}"
-            label = f"{label.strip()} ({e['source']})"
-            if label not in {s[0] for s in series}:
-                series.append((label, m["cv_auc"], fresh))
+        axis = e["nodeid"].rsplit("[", 1)[-1].rstrip("]").removeprefix(f"{e['base']}-") if e["step"] == "axes" else ""
+        key = (e["base"], e["operator"] or "", axis, e["source"])
+        if m.get("cv_auc") is not None:
+            cv.setdefault(key, m["cv_auc"])
+        if e["step"] == "cv" and m.get("auc") is not None:
+            cv.setdefault(key, m["auc"])
+        value = m.get("fresh_auc", m.get("auc") if e["step"] == "fresh" else None)
+        if value is not None:
+            fresh.setdefault(key, value)
+    return [(" ".join(p for p in (*k[:3], f"({k[3]})") if p), cv[k], fresh[k]) for k in cv if k in fresh]
+
+
+def auc_collapse(path: Path, entries: list[dict]) -> bool:
+    """CV AUC against fresh AUC per base and operator, with both gate lines.
+
+    Returns False (and draws nothing) when no base and operator has both.
+    """
+    series = _collapse_series(entries)
     if not series:
         return False
     plt = _pyplot()

@@ -50,7 +50,7 @@ def test_fresh_labels(paper, claim):
 
 @pytest.mark.parametrize("axis", [
     pytest.param(axis, id=axis, marks=pytest.mark.claim(
-        f"arc3.step3.labels.{axis}", base="gemma4-e2b", operator="frozen", step="axis-sweep",
+        f"arc3.step3.labels.{axis}", base="gemma4-e2b", operator="frozen", step="axes",
         paper={"n_pos_step16": pos[0], "n_pos_fresh": pos[1], "n_step16": 99, "n_fresh": 192}))
     for axis, pos in AXES_PAPER.items()
 ])

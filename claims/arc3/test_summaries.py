@@ -84,7 +84,7 @@ def sweep_axis(paper, axis):
 
 @pytest.mark.parametrize("axis", [
     pytest.param(a, id=a, marks=pytest.mark.claim(f"arc3.step3.axes.{a}.summary", base="gemma4-e2b",
-                                                  operator="sidecar-logreg-C0.1", step="axis-sweep",
+                                                  operator="sidecar-logreg-C0.1", step="axes",
                                                   paper={"cv_auc": v[0], "fresh_auc": v[1]}))
     for a, v in STEP3_PAPER.items()
 ])
@@ -99,7 +99,7 @@ def test_step3_axis_summary(axis, paper, claim):
     assert verdict.passed, verdict.reasons
 
 
-@pytest.mark.claim("arc3.step3.axes.tally", base="gemma4-e2b", operator="sidecar-logreg-C0.1", step="axis-sweep",
+@pytest.mark.claim("arc3.step3.axes.tally", base="gemma4-e2b", operator="sidecar-logreg-C0.1", step="axes",
                    paper={"n_dispositions_passing": 0, "n_transfer_below_chance": 3})
 def test_step3_tally(paper, claim):
     """'0 of 4 dispositions pass; 3 of 5 transfer AUCs below 0.5', from the stored per-axis AUCs."""
@@ -120,7 +120,7 @@ def test_step3_tally(paper, claim):
 @pytest.mark.parametrize("axis", [
     pytest.param(a, id=a, marks=[
         pytest.mark.claim(f"arc3.step3.axes.{a}.gate", base="gemma4-e2b", operator="sidecar-logreg-C0.1",
-                          step="axis-sweep", paper={"fresh_auc": v[1]}),
+                          step="axes", paper={"fresh_auc": v[1]}),
         pytest.mark.xfail(strict=True, reason=f"paper: no axis transfers ({a} fresh AUC {v[1]})")])
     for a, v in STEP3_PAPER.items()
 ])
