@@ -21,15 +21,15 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
     ls = sub.add_parser("ls", help="list entries: kind, digest, size, created, key summary")
     ls.add_argument("--kind", default=None)
-    ls.set_defaults(func=cmd_ls, handler=cmd_ls)
+    ls.set_defaults(handler=cmd_ls)
 
     why = sub.add_parser("why", help="print the key parts of an entry (digest or prefix)")
     why.add_argument("key")
-    why.set_defaults(func=cmd_why, handler=cmd_why)
+    why.set_defaults(handler=cmd_why)
 
     clear = sub.add_parser("clear", help="delete all entries, or those of one kind")
     clear.add_argument("--kind", default=None)
-    clear.set_defaults(func=cmd_clear, handler=cmd_clear)
+    clear.set_defaults(handler=cmd_clear)
     for q in (ls, why, clear):
         q.add_argument("--cache-dir", dest="cache_dir", default=argparse.SUPPRESS)
     return p

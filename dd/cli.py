@@ -7,7 +7,7 @@ import sys
 import threading
 from pathlib import Path
 
-from dd import artifacts
+from dd import _cache_cli, artifacts
 
 
 def _artifacts_fetch(args) -> int:
@@ -60,12 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: any free port)")
     replay.add_argument("--dir", type=Path, help="artifact directory (default: $DD_ARTIFACTS, else the user cache)")
     replay.set_defaults(handler=_judge_replay)
-    try:
-        from dd import _cache_cli
-    except ImportError:  # the cache commands ship with the model layer
-        pass
-    else:
-        _cache_cli.register(commands)
+    _cache_cli.register(commands)
     return parser
 
 

@@ -8,7 +8,6 @@ inputs came from the paper or from a forward pass; the report says which.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -92,7 +91,7 @@ class Labels:
     name: str
     y: np.ndarray
     provenance: Provenance
-    valid: np.ndarray = field(default=None)  # boolean mask; None means all valid
+    valid: np.ndarray | None = None  # boolean mask; None means all valid
 
     @property
     def mask(self) -> np.ndarray:
@@ -239,9 +238,6 @@ def load_summary(store: ArtifactStore, rel: str) -> dict:
     """A stored summary JSON (numbers the authors computed from inputs they did not release)."""
     return store.json(rel)
 
-
-def dumps_canonical(value) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
 HUMANEVAL_FLAGS = {"base": "phase0_audit/results/humaneval_baseline.json", "dd": "phase0_audit/results/humaneval_dd_fp16.json"}

@@ -101,11 +101,6 @@ def balanced_asymmetry(y, p_correct, min_p_assert_correct: float = BALANCE_MIN_P
     return min(eligible, key=lambda pt: pt.asym) if eligible else None
 
 
-def minimum_asymmetry(y, p_correct) -> SweepPoint:
-    """The unconstrained minimum over the sweep (the paper's 'min' entry)."""
-    return min(sweep(y, p_correct), key=lambda pt: pt.asym)
-
-
 def make_probe(C: float, random_state: int = 0):
     """The paper's probe: StandardScaler fit on training data, then LogisticRegression(C)."""
     from sklearn.linear_model import LogisticRegression
