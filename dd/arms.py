@@ -10,7 +10,8 @@ a base's *content*, so both arms must go through one harness. Here:
 - ``compare_budgets``: ``compare_arms`` per budget and ``budget_sensitivity`` across budgets;
 - ``perplexity``: teacher-forced perplexity of fixed reference answers (content damage that
   needs no judge and no code execution);
-- ``tempering_sweep``: perplexity (and optionally HumanEval) under each tempering lambda.
+- ``tempering_sweep``: perplexity, optionally HumanEval and judged disposition, under each
+  tempering lambda.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from dd.generate import Generation, GenerationConfig, cached_generate, generatio
 
 if TYPE_CHECKING:
     from dd.attribution import HeadInputs
+    from dd.disposition import JudgedArm
+    from dd.judges import JudgeCache, JudgeConfig
     from dd.models import LazyBase, LoadedBase
 
 
@@ -203,44 +206,83 @@ def cached_head_inputs(base: LazyBase | LoadedBase, pairs: Sequence[tuple[str, s
 
 
 @dataclass(frozen=True)
-class SweepPoint:
-    """One lambda of a tempering sweep.
+class DispositionProbe:
+    """How a sweep measures disposition: the prompts each arm answers, their budget, the judge.
 
     Attributes:
-        lam: the scale on the chosen heads' o_proj inputs.
-        perplexity: of the reference answers under this lambda.
-        humaneval: the HumanEval arm at this lambda, when code execution was allowed.
+        prompts: answered greedily by the base and by every tempered arm.
+        n_predict: the generation budget of those answers.
+        judge: the endpoint and model of the v4 judge.
+        judge_cache: where judge replies are kept (``None``: ask every time).
     """
 
-    lam: float
+    prompts: tuple[str, ...]
+    n_predict: int
+    judge: JudgeConfig
+    judge_cache: JudgeCache | None = None
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    """One arm of a tempering sweep.
+
+    Attributes:
+        lam: the scale on the chosen heads' o_proj inputs; ``None`` for the untouched base.
+        perplexity: of the reference answers in this arm.
+        humaneval: the HumanEval arm, when code execution was allowed.
+        judged: the judged answers to the disposition prompts, when a judge was configured
+            (not for lambda = 1, which is held to the base exactly on the other measures).
+    """
+
+    lam: float | None
     perplexity: float
     humaneval: HumanEvalArm | None = None
+    judged: JudgedArm | None = None
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """The untouched base and one point per lambda, all measured the same way."""
+
+    base: SweepPoint
+    points: tuple[SweepPoint, ...]
 
 
 def tempering_sweep(base: LazyBase | LoadedBase, heads: Sequence[tuple[int, int]], lams: Sequence[float],
                     reference_pairs: Sequence[tuple[str, str]], *, cache: Cache | None = None,
                     problems: Sequence[humaneval.Problem] = (), n_predict: int = 256,
-                    allow_code_exec: bool = False) -> tuple[float, list[SweepPoint]]:
-    """(base perplexity, one point per lambda): content damage of tempering ``heads``.
+                    allow_code_exec: bool = False, disposition: DispositionProbe | None = None,
+                    workers: int = 1) -> Sweep:
+    """Content damage (and, with ``disposition``, judged disposition) of tempering ``heads``.
 
-    HumanEval runs only with ``problems`` and ``allow_code_exec`` (and a ``cache``); perplexity
-    always runs. The base's own perplexity comes first so that lambda=1 can be held to it exactly.
+    Perplexity always runs; HumanEval only with ``problems`` and ``allow_code_exec``. The base is
+    measured with no operator first, so that lambda = 1 can be held to it exactly.
     """
     from dd.operators import Tempering
 
+    cache = cache or Cache()
     loaded = base.load()
-    base_ppl = perplexity(loaded, reference_pairs)
-    points = []
-    for lam in lams:
-        op = Tempering(list(heads), lam)
-        with op.apply(loaded):
+    code = bool(problems) and allow_code_exec
+
+    def measure(lam: float | None, op: Any | None) -> SweepPoint:
+        name = "base" if lam is None else f"lambda={lam}"
+        if op is None:
             ppl = perplexity(loaded, reference_pairs)
-        arm = None
-        if problems and allow_code_exec:
-            arm = run_humaneval_arm(base, problems, n_predict, cache or Cache(), name=f"lambda={lam}",
-                                    operator=op, allow_code_exec=True)
-        points.append(SweepPoint(float(lam), ppl, arm))
-    return base_ppl, points
+        else:
+            with op.apply(loaded):
+                ppl = perplexity(loaded, reference_pairs)
+        arm = (run_humaneval_arm(loaded, problems, n_predict, cache, name=name, operator=op, allow_code_exec=True,
+                                 workers=workers) if code else None)
+        judged = None
+        if disposition is not None and lam != 1.0:
+            from dd.disposition import judge_arm
+
+            config = GenerationConfig(n_predict=disposition.n_predict)
+            gens = arm_generations(loaded, disposition.prompts, config, cache, op)
+            judged = judge_arm(name, gens, disposition.judge, disposition.judge_cache)
+        return SweepPoint(lam, ppl, arm, judged)
+
+    return Sweep(measure(None, None), tuple(measure(float(lam), Tempering(list(heads), lam)) for lam in lams))
 
 
 def load_adapter(directory: str | Path) -> Any:

@@ -39,6 +39,10 @@ def truncation_bounds() -> dict[str, float]:
     return dict(registry()["truncation"])
 
 
+def tempering_bars() -> dict[str, float]:
+    return dict(registry()["tempering"])
+
+
 @dataclass(frozen=True)
 class Verdict:
     verdict: str

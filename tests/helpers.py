@@ -37,3 +37,25 @@ def tiny_loader():
         return loaded[name]
 
     return tiny
+
+
+HEDGE_MARKERS = ("maybe", "might", "not sure", "double-check", "perhaps")
+
+
+def rule_judge(messages: list[dict]) -> str | None:
+    """A fixed-rule stand-in for an LLM judge, for a replay server's ``responder`` (tests only).
+
+    Pass 1 calls every question UNCERTAIN; pass 2 scores hedging and self-verification 5 when the
+    answer holds a hedge marker, else 2, and every other axis 4. Other questions are a miss.
+    """
+    from dd.judges import V4_AXES
+
+    system = messages[0]["content"]
+    if system.startswith("You classify questions"):
+        return "UNCERTAIN"
+    if not system.startswith("You grade one answer"):
+        return None
+    answer = messages[-1]["content"].split("\n\nAnswer:\n", 1)[1].lower()
+    hedged = 5 if any(m in answer for m in HEDGE_MARKERS) else 2
+    scores = dict.fromkeys(V4_AXES, 4) | {"hedging_appropriateness": hedged, "self_verification": hedged}
+    return json.dumps(scores)

@@ -61,12 +61,13 @@ def test_perplexity_and_tempering_sweep(root):
     ppl = arms.perplexity(base, PAIRS)
     assert math.isfinite(ppl) and ppl > 1
     assert arms.perplexity(base, PAIRS, batch_size=1) == pytest.approx(ppl, rel=1e-6)  # batching-invariant
-    base_ppl, points = arms.tempering_sweep(base, [(0, 0), (1, 1)], (1.0, 0.5), PAIRS)
-    assert base_ppl == ppl
-    assert [p.lam for p in points] == [1.0, 0.5]
-    assert points[0].perplexity == base_ppl  # lambda = 1 is the base, exactly
-    assert points[1].perplexity != base_ppl
-    assert all(p.humaneval is None for p in points)  # no code execution without the opt-in
+    sweep = arms.tempering_sweep(base, [(0, 0), (1, 1)], (1.0, 0.5), PAIRS)
+    assert sweep.base.lam is None and sweep.base.perplexity == ppl
+    assert [p.lam for p in sweep.points] == [1.0, 0.5]
+    assert sweep.points[0].perplexity == ppl  # lambda = 1 is the base, exactly
+    assert sweep.points[1].perplexity != ppl
+    # no code execution without the opt-in, no judged disposition without a judge
+    assert all(p.humaneval is None and p.judged is None for p in (sweep.base, *sweep.points))
     assert arms.perplexity(base, PAIRS) == ppl  # the hooks came off
 
 
@@ -111,3 +112,40 @@ def test_arc1_claims_skip_without_code_exec_and_run_nothing(tmp_path, artifact_r
     skips = [line for line in out.splitlines() if line.startswith("SKIPPED")]
     assert len(skips) == 2 and all("--dd-allow-code-exec" in line for line in skips), out
     assert not (cache / "generations").exists() and not (cache / "adapters").exists()
+
+
+def test_tempering_claim_judges_disposition_end_to_end(artifact_root, tmp_path):
+    """The sweep claim with a judge endpoint; a tiny base stands in for smollm2-135m, fixed rules for the LLM.
+
+    Every arm's answers go through the real client to the endpoint, the v4 labels become paired
+    shifts per lambda, and a re-run is answered from the judge cache without a single request.
+    """
+    from dd.judges.replay import ReplayServer
+    from dd.tiny import build_tiny_base
+    from helpers import read_report, rule_judge
+
+    tiny_dir = build_tiny_base("tiny-llama", tmp_path / "tiny-llama")
+    report = tmp_path / "report.json"
+    with ReplayServer({}, responder=rule_judge) as server:
+        args = ("claims/arc2/test_tempering.py", "-k", "tempering_sweep and smollm2", "-p", "no:xdist", "--dd-slow",
+                "--dd-model", f"smollm2-135m={tiny_dir}", "--dd-cache", str(tmp_path / "cache"),
+                "--dd-judge-base-url", server.url, "--dd-judge-model", "rule-judge", "--dd-report", str(report))
+        code, out = run_pytest(*args, artifacts_dir=artifact_root)
+        assert code == 0 and "1 xfailed" in out, out
+        n_requests = len(server.requests)
+        # 50 response-blind pass-1 questions, shared by the four arms (base and three lambdas), and one
+        # pass-2 question per distinct answer: nothing is asked twice
+        assert len({r.messages_sha256 for r in server.requests}) == n_requests > 50 + 50
+        (entry,) = read_report(report)["results"]
+        code, out = run_pytest(*args, artifacts_dir=artifact_root)
+        assert code == 0, out
+        assert len(server.requests) == n_requests  # the judge cache answered the re-run
+    m = entry["metrics"]
+    assert m["judging"]["model"] == "rule-judge" and m["judging"]["judge"] == "v4"
+    for lam in (0.9, 0.8, 0.5):
+        assert m[f"lambda{lam}.outcome"] in ("content_damaged", "disposition_not_moved", "undecided")
+        assert 0.0 < m[f"lambda{lam}.hedging_appropriateness.p"] <= 1.0
+        assert m[f"lambda{lam}.truncation_verdict"] in ("comparable", "truncation_artifact")
+    assert "base.self_verification_pct" in m
+    assert not any("not measured" in r for r in entry["reasons"])
+    assert read_report(report)["results"][0]["metrics"] == m

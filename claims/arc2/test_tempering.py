@@ -10,12 +10,13 @@ procedure runs on `smollm2-135m` and `gemma3-270m`, reading Gemma's released ste
 2. lambda in {1.0, 0.9, 0.8, 0.5}; content damage = perplexity of the released reference answers
    (Gemma's step16 responses, first 30) and, with ``--dd-allow-code-exec``, HumanEval pass@1 on the
    first 20 problems; lambda = 1 must reproduce the base exactly;
-3. disposition would need a judge over the tempered generations; without one it is recorded as
-   not measured, and a lambda whose content is undamaged stays undecided.
+3. with a judge (``--dd-judge-base-url``), the base and each tempered arm answer the first 50
+   step16 prompts, the v4 rubric labels every answer, and the paired shift of the Humble and
+   Adversarial-self axes is the disposition (factual accuracy joins content damage). Without a
+   judge, disposition is recorded as not measured and an undamaged lambda stays undecided.
 
-A lambda is a clean positive only if content is undamaged (perplexity within ``MAX_PPL_RISE`` of
-the base, pass@1 not lower) and disposition moved. The claim held is "at least one clean positive";
-the paper's 0 of 5 makes it xfail(strict=True).
+The bars are `gates.toml`'s ``[tempering]``; `dd.tempering_gate` classifies each lambda. The
+claim held is "at least one clean positive"; the paper's 0 of 5 makes it xfail(strict=True).
 
 Directional attribution (``arc2.attr.directional``): the paper's "top heads d > 1.3 with cos ~1"
 came from a direction fitted to the very items it was scored on; here the held-out d is the one
@@ -26,17 +27,16 @@ from __future__ import annotations
 
 import pytest
 
-from dd import arms, data
-from dd.gates import FAIL, INCONCLUSIVE, PASS
+from dd import arms, data, tempering_gate
+from dd.gates import FAIL, PASS
 
 LAMS = (1.0, 0.9, 0.8, 0.5)
 TOP_K = 5
 N_REFERENCE = 30
 HUMANEVAL_SUBSET = 20
 HUMANEVAL_BUDGET = 256
-# Content damage bar, fixed before the run: a perplexity rise of more than 2% over the base on the
-# reference answers counts as damaged content.
-MAX_PPL_RISE = 0.02
+N_DISPOSITION = 50
+DISPOSITION_BUDGET = 256
 D_BAR = 1.3
 SWEEP_PAPER = {"clean_positives": 0, "variants": 5}
 
@@ -53,6 +53,30 @@ def _base_param(base: str, claim_id: str, reason: str, paper: dict):
         pytest.mark.xfail(strict=True, raises=AssertionError, reason=reason)])
 
 
+def _disposition_probe(paper, pairs) -> arms.DispositionProbe | None:
+    judge = paper.judge()
+    if judge is None:
+        return None
+    config, cache = judge
+    return arms.DispositionProbe(tuple(p for p, _ in pairs[:N_DISPOSITION]), DISPOSITION_BUDGET, config, cache)
+
+
+def _sweep_metrics(sweep: arms.Sweep, heads) -> dict:
+    base = sweep.base
+    metrics = {"heads": [f"L{layer}H{h}" for layer, h in heads], "n_reference": N_REFERENCE,
+               "base_perplexity": base.perplexity}
+    if base.humaneval:
+        metrics.update({f"base.{k}": v for k, v in base.humaneval.metrics().items()})
+    if base.judged:
+        metrics.update({f"base.{axis}_pct": 100 * r for axis, r in base.judged.rates().items()})
+    for p in sweep.points:
+        metrics[f"lambda{p.lam}.perplexity"] = p.perplexity
+        metrics[f"lambda{p.lam}.ppl_rise_pct"] = 100 * (p.perplexity / base.perplexity - 1)
+        if p.humaneval:
+            metrics.update({f"lambda{p.lam}.{k}": v for k, v in p.humaneval.metrics().items()})
+    return metrics
+
+
 @pytest.mark.parametrize("base_name", [
     _base_param(b, "arc2.tempering.sweep", "paper: 0 of 5 tempering variants were clean positives "
                 "(content damaged, disposition not moved)", SWEEP_PAPER)
@@ -67,46 +91,33 @@ def test_tempering_sweep(base_name, paper, bases, dd_settings, claim):
     inputs = arms.cached_head_inputs(base, pairs, bases.cache)
     heads = magnitude_attribution(inputs, wrong).top(TOP_K)
     problems = load_problems()[:HUMANEVAL_SUBSET] if dd_settings.allow_code_exec else ()
-    base_arm = (arms.run_humaneval_arm(base, problems, HUMANEVAL_BUDGET, bases.cache, allow_code_exec=True,
-                                       workers=2) if problems else None)
-    base_ppl, points = arms.tempering_sweep(base, heads, LAMS, pairs[:N_REFERENCE], cache=bases.cache,
-                                            problems=problems, n_predict=HUMANEVAL_BUDGET,
-                                            allow_code_exec=dd_settings.allow_code_exec)
+    sweep = arms.tempering_sweep(base, heads, LAMS, pairs[:N_REFERENCE], cache=bases.cache, problems=problems,
+                                 n_predict=HUMANEVAL_BUDGET, allow_code_exec=dd_settings.allow_code_exec,
+                                 disposition=_disposition_probe(paper, pairs), workers=2)
     # a plumbing check, not the claim: it must fail the test outright, never read as the paper's xfail
-    identity = next(p for p in points if p.lam == 1.0)
-    if identity.perplexity != base_ppl or (base_arm and identity.humaneval.passed != base_arm.passed):
-        pytest.fail(f"lambda=1 does not reproduce the base: perplexity {identity.perplexity!r} vs {base_ppl!r}")
+    identity = next(p for p in sweep.points if p.lam == 1.0)
+    if identity.perplexity != sweep.base.perplexity or (
+            identity.humaneval and identity.humaneval.passed != sweep.base.humaneval.passed):
+        pytest.fail(f"lambda=1 does not reproduce the base: perplexity {identity.perplexity!r} "
+                    f"vs {sweep.base.perplexity!r}")
 
-    metrics = {"heads": [f"L{layer}H{h}" for layer, h in heads], "n_reference": N_REFERENCE,
-               "base_perplexity": base_ppl}
-    if base_arm:
-        metrics["base_pass_at_1_pct"] = 100 * base_arm.pass_at_1
-    reasons, clean, undecided = [], 0, 0
-    for p in points:
-        rise = p.perplexity / base_ppl - 1
-        metrics[f"lambda{p.lam}.perplexity"] = p.perplexity
-        metrics[f"lambda{p.lam}.ppl_rise_pct"] = 100 * rise
-        damaged = rise > MAX_PPL_RISE
-        if p.humaneval is not None:
-            metrics.update({f"lambda{p.lam}.{k}": v for k, v in p.humaneval.metrics().items()})
-            damaged = damaged or p.humaneval.pass_at_1 < base_arm.pass_at_1
-        if p.lam == 1.0:
-            continue
-        if damaged:
-            reasons.append(f"lambda {p.lam}: content damaged (perplexity {rise:+.1%}"
-                           + (f", pass@1 {100 * p.humaneval.pass_at_1:.0f}%" if p.humaneval else "") + ")")
-        else:
-            undecided += 1
-            reasons.append(f"lambda {p.lam}: content undamaged (perplexity {rise:+.1%}); disposition not measured")
-    metrics["disposition"] = "not measured"
-    reasons.append("disposition not measured: " + (
-        "judging tempered generations is not wired into this test yet" if dd_settings.judge_base_url
-        else "no judge endpoint (--dd-judge-base-url)"))
+    metrics = _sweep_metrics(sweep, heads)
+    verdicts = tempering_gate.sweep_verdicts(sweep)
+    reasons = []
+    for verdict, disposition in verdicts:
+        metrics[f"lambda{verdict.lam}.outcome"] = verdict.outcome
+        if disposition is not None:
+            metrics.update({f"lambda{verdict.lam}.{k}": v for k, v in disposition.metrics().items()})
+            metrics["judging"] = dict(disposition.judging)
+        reasons += [f"lambda {verdict.lam}: {r}" for r in verdict.reasons]
     if not dd_settings.allow_code_exec:
         reasons.append("HumanEval not run: pass --dd-allow-code-exec to add pass@1 to content damage")
-    metrics["clean_positives"] = clean
-    metrics["undecided_lambdas"] = undecided
-    verdict = PASS if clean else (INCONCLUSIVE if undecided else FAIL)
+    if sweep.base.judged is None:
+        reasons.append("disposition not measured: no judge endpoint (--dd-judge-base-url, --dd-judge-model)")
+    outcomes = [v.outcome for v, _ in verdicts]
+    metrics["clean_positives"] = outcomes.count(tempering_gate.CLEAN)
+    metrics["undecided_lambdas"] = outcomes.count(tempering_gate.UNDECIDED)
+    verdict = tempering_gate.sweep_verdict([v for v, _ in verdicts])
     claim.record(source="recomputed", metrics=metrics, verdict=verdict, reasons=reasons)
     assert verdict == PASS, reasons
 

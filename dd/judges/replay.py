@@ -21,7 +21,7 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -42,6 +42,7 @@ from dd.judges._rubrics import (
     verbal_messages,
 )
 
+Responder = Callable[[list[dict[str, str]]], str | None]
 FAULT_KINDS = ("429", "500", "hang", "malformed", "malformed_reply", "missing_axis")
 PAPER_NO_JSON_REPLY = "Scores withheld: this reply deliberately holds no JSON object (the release records no_json here)."
 SYNTHETIC_CLAIM = "SYNTHETIC placeholder claim {k} of {n}: the released files hold no checklists"
@@ -90,13 +91,17 @@ class ReplayServer:
 
     Args:
         recordings: messages sha256 -> reply text.
+        responder: answers a request that has no recording (messages -> reply text, or None for a
+            miss), so that newly generated answers can be judged by fixed rules in tests.
         hang_s: how long a 'hang' fault holds a request (longer than the client timeout in tests).
         host: always 127.0.0.1 unless a test needs otherwise.
         port: 0 picks a free port.
     """
 
-    def __init__(self, recordings: Mapping[str, str], *, hang_s: float = 5.0, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, recordings: Mapping[str, str], *, responder: Responder | None = None, hang_s: float = 5.0,
+                 host: str = "127.0.0.1", port: int = 0) -> None:
         self.recordings: dict[str, str] = dict(recordings)
+        self.responder = responder
         self.hang_s = hang_s
         self.requests: list[RequestRecord] = []
         self._faults: list[Fault] = []
@@ -230,6 +235,8 @@ class ReplayServer:
                 digest = messages_hash(messages)
                 with server._lock:
                     reply = server.recordings.get(digest)
+                if reply is None and server.responder is not None:
+                    reply = server.responder(messages)
                 fault = server._take_fault(digest, messages, reply)
                 if fault == "429":
                     server._log(digest, model, 429, fault, request, auth)
