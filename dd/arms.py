@@ -255,8 +255,9 @@ def tempering_sweep(base: LazyBase | LoadedBase, heads: Sequence[tuple[int, int]
                     workers: int = 1) -> Sweep:
     """Content damage (and, with ``disposition``, judged disposition) of tempering ``heads``.
 
-    Perplexity always runs; HumanEval only with ``problems`` and ``allow_code_exec``. The base is
-    measured with no operator first, so that lambda = 1 can be held to it exactly.
+    Perplexity always runs; HumanEval only with ``problems`` and ``allow_code_exec`` (scored by
+    ``workers`` sandbox processes at a time). The base is measured with no operator first, so that
+    lambda = 1 can be held to it exactly.
     """
     from dd.operators import Tempering
 

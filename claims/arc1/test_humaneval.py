@@ -162,7 +162,7 @@ MEASURED_NUMBERS = ("pass@1 0% -> 5% at 128 and 384 tokens, truncation 45%/10% a
                    step="humaneval")
 @pytest.mark.model
 @pytest.mark.code_exec
-@pytest.mark.slow
+@pytest.mark.heavy
 @pytest.mark.xfail(MEASURED_VERDICT != "pass", strict=True, raises=AssertionError,
                    reason=f"measured by this suite, not quoted by the paper: verdict {MEASURED_VERDICT} "
                           f"({MEASURED_NUMBERS})")

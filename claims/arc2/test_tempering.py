@@ -11,9 +11,11 @@ procedure runs on `smollm2-135m` and `gemma3-270m`, reading Gemma's released ste
    (Gemma's step16 responses, first 30) and, with ``--dd-allow-code-exec``, HumanEval pass@1 on the
    first 20 problems; lambda = 1 must reproduce the base exactly;
 3. with a judge (``--dd-judge-base-url``), the base and each tempered arm answer the first 50
-   step16 prompts, the v4 rubric labels every answer, and the paired shift of the Humble and
-   Adversarial-self axes is the disposition (factual accuracy joins content damage). Without a
-   judge, disposition is recorded as not measured and an undamaged lambda stays undecided.
+   step16 prompts in up to 512 new tokens (the length of the paper's own released answers: 537
+   SmolLM2 tokens at the median), the v4 rubric labels every answer, and the paired shift of the
+   Humble and Adversarial-self axes is the disposition (factual accuracy joins content damage).
+   Without a judge, disposition is recorded as not measured and an undamaged lambda stays
+   undecided.
 
 The bars are `gates.toml`'s ``[tempering]``; `dd.tempering_gate` classifies each lambda. The
 claim held is "at least one clean positive"; the paper's 0 of 5 makes it xfail(strict=True).
@@ -36,7 +38,7 @@ N_REFERENCE = 30
 HUMANEVAL_SUBSET = 20
 HUMANEVAL_BUDGET = 256
 N_DISPOSITION = 50
-DISPOSITION_BUDGET = 256
+DISPOSITION_BUDGET = 512
 D_BAR = 1.3
 SWEEP_PAPER = {"clean_positives": 0, "variants": 5}
 
@@ -126,9 +128,13 @@ def test_tempering_sweep(base_name, paper, bases, dd_settings, claim):
 # (42 wrong / 58 correct), last 32 response tokens: top-5 in-sample d 1.28, 1.26, 1.16, 1.10, 1.09
 # (L23H2, L23H1, L23H0, L23H8, L11H3; no head clears 1.3 even in-sample), their held-out d 0.16,
 # 0.24, -0.25, 0.87, -0.32; cos(mu_cr, mu_cw) 0.95-0.996 on the top five; best held-out d 0.87.
-# Sweep (same day, no judge, no code exec): top-5 magnitude heads L1H1 L15H3 L5H7 L2H6 L21H6;
-# reference perplexity 10.414 base, +0.07% / +0.19% / +0.97% at lambda 0.9 / 0.8 / 0.5: content
-# undamaged by the 2% bar, disposition unmeasured, so the verdict is inconclusive (xfailed).
+# Sweep (same day, no judge, --dd-allow-code-exec): top-5 magnitude heads L1H1 L15H3 L5H7 L2H6
+# L21H6; reference perplexity 10.414 base, +0.07% / +0.19% / +0.97% at lambda 0.9 / 0.8 / 0.5;
+# HumanEval pass@1 (20 problems, 256 tokens) 0% base and at 0.9 / 0.8, 5% at 0.5, truncation 30% /
+# 25% / 30% / 25%. gemma3-270m: heads L16H0 L3H1 L17H1 L1H3 L11H0, perplexity 11.839 base,
+# -0.14% / -0.09% / +1.84%; pass@1 0% in every arm, and every completion is cut at 256 tokens (a
+# pretrained base with no chat template never stops), so its HumanEval delta is a truncation
+# artifact. Content undamaged by the bars, disposition unmeasured: inconclusive (xfailed) on both.
 DIRECTIONAL_MEASURED = "measured here: in-sample top d 1.28, best held-out d 0.87"
 
 
