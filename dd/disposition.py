@@ -155,5 +155,6 @@ def compare_dispositions(base: JudgedArm, op: JudgedArm, *, axes: Sequence[str] 
     shifts = {axis: paired_shift(axis, base.high[axis], op.high[axis], n_permutations=n_permutations)
               for axis in axes}
     content = paired_shift(CONTENT_AXIS, base.high[CONTENT_AXIS], op.high[CONTENT_AXIS], n_permutations=n_permutations)
+    # only the truncation verdict is used here; the scores just size-check the arms
     trunc = truncation.compare_arms(base.stats, op.stats, base.high[axes[0]], op.high[axes[0]])
     return DispositionComparison(shifts, content, trunc, judging)
