@@ -1,4 +1,2 @@
-"""Root conftest: the plugin `dd.plugin` is loaded through the pytest11 entry point; this file
-only adds the fixture modules that claims and tests share."""
-
-pytest_plugins = ["fixtures.artifacts", "fixtures.bases"]
+"""Root conftest: nothing to add. The plugin `dd.pytest.plugin` loads through the pytest11 entry
+point and brings the fixtures (`paper`, `bases`, `claim`) with it, here as in any project."""

@@ -59,13 +59,13 @@ def main() -> None:
 
     import torch
 
-    from dd.features import FeatureSpec, extract_features
-    from dd.models import load_base, resolve
+    from dd.lm import FeatureSpec, extract_features
+    from dd.lm import load_base, resolve_base
 
     pairs = load_pairs(args.source, args.n)
     load_before = os.getloadavg()[0]
     t0 = time.perf_counter()
-    base = load_base(resolve("smollm2-135m"), attn_implementation=args.attn)
+    base = load_base(resolve_base("smollm2-135m"), attn_implementation=args.attn)
     t_load = time.perf_counter() - t0
     params = sum(p.numel() for p in base.model.parameters())
     cfg = base.model.config

@@ -2,8 +2,8 @@
 
 The paper's scripts generated one prompt at a time and ran a second forward pass for h_last
 (about 108 minutes for 293 prompts on one H100). This measures, on random weights of the same
-shape (bf16 on CUDA), (1) that way on a few prompts, extrapolated; (2) `dd.generate`, batched by
-length with left padding; (3) `dd.features` teacher-forcing the results for h_last. The
+shape (bf16 on CUDA), (1) that way on a few prompts, extrapolated; (2) `dd.lm`, batched by
+length with left padding; (3) `dd.lm` teacher-forcing the results for h_last. The
 goal is under 20 s for (2) + (3); the memory-bandwidth floor of the decode is about a second.
 
 Usage:
@@ -27,13 +27,14 @@ SMOLLM2_1_7B = dict(hidden_size=2048, intermediate_size=8192, num_hidden_layers=
 
 
 def prompts(n: int) -> list[str]:
-    from dd import artifacts, data
+    from dd.paper import ArtifactMissing, ArtifactStore, locate
+    from dd.paper import load_judged
 
     try:
-        store = artifacts.ArtifactStore(artifacts.locate())
-        texts = [p for w in ("step16", "fresh") for p in data.load_judged(store, w).responses.prompt_set.prompts]
+        store = ArtifactStore(locate())
+        texts = [p for w in ("step16", "fresh") for p in load_judged(store, w).responses.prompt_set.prompts]
         return texts[:n]
-    except artifacts.ArtifactMissing:
+    except ArtifactMissing:
         words = "how long should I sear the steak and why does the sauce split when the butter is cold".split()
         return [" ".join(words[(i + j) % len(words)] for j in range(40 + i % 30)) + "?" for i in range(n)]
 
@@ -43,18 +44,18 @@ def build_model(directory: Path, smoke: bool):
     import torch
     from transformers import AutoModelForCausalLM, LlamaConfig
 
-    from dd.models import load_base, resolve
+    from dd.lm import load_base, resolve_base
 
     if smoke:
-        return load_base(resolve("tiny-llama", cache_root=directory))
-    tokenizer = load_base(resolve("smollm2-135m")).tokenizer  # the SmolLM2 tokenizer (same vocabulary)
+        return load_base(resolve_base("tiny-llama", cache_root=directory))
+    tokenizer = load_base(resolve_base("smollm2-135m")).tokenizer  # the SmolLM2 tokenizer (same vocabulary)
     config = LlamaConfig(vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id,
                          eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, **SMOLLM2_1_7B)
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
     model.save_pretrained(directory)
     tokenizer.save_pretrained(directory)
-    return load_base(resolve("smollm2-1.7b", {"smollm2-1.7b": directory}))
+    return load_base(resolve_base("smollm2-1.7b", {"smollm2-1.7b": directory}))
 
 
 def timed(fn):
@@ -81,8 +82,8 @@ def main() -> None:
     if args.smoke:
         args.n, args.n_predict, args.batch_size, args.serial_sample = 6, 8, 3, 2
 
-    from dd.features import FeatureSpec, extract_features
-    from dd.generate import GenerationConfig, generate
+    from dd.lm import FeatureSpec, extract_features
+    from dd.lm import GenerationConfig, generate
 
     with tempfile.TemporaryDirectory() as tmp:
         base = build_model(Path(tmp), args.smoke)

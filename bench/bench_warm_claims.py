@@ -23,10 +23,9 @@ class Counter:
         self.extractions = 0
 
     def pytest_configure(self, config) -> None:
-        import dd.features
-        import dd.models
+        from dd.lm import _features, _models
 
-        load, extract = dd.models.load_base, dd.features.extract_features
+        load, extract = _models.load_base, _features.extract_features
 
         def counted_load(*args, **kwargs):
             self.loads += 1
@@ -36,8 +35,8 @@ class Counter:
             self.extractions += 1
             return extract(*args, **kwargs)
 
-        dd.models.load_base = counted_load
-        dd.features.extract_features = counted_extract
+        _models.load_base = counted_load
+        _features.extract_features = counted_extract
 
 
 def main() -> int:

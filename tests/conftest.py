@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from syrupy.extensions.amber import AmberSnapshotExtension
 
-from dd import artifacts
+from dd.paper import ArtifactStore, how_to_get, locate
 
 pytest_plugins = ["pytester"]
 
@@ -14,16 +14,16 @@ pytest_plugins = ["pytester"]
 @pytest.fixture(scope="session")
 def artifact_root(dd_settings) -> Path:
     """The real artifact directory; tests that need it skip with the fetch hint when it is absent."""
-    root = artifacts.locate(dd_settings.artifacts)
+    root = locate(dd_settings.artifacts)
     if not (root / "eval/results/judge_v4_step16.json").is_file():
-        pytest.skip(f"paper artifacts not found under {root}: {artifacts.how_to_get(root)}")
+        pytest.skip(f"paper artifacts not found under {root}: {how_to_get(root)}")
     return root
 
 
 @pytest.fixture(scope="session")
-def store(artifact_root) -> artifacts.ArtifactStore:
+def store(artifact_root) -> ArtifactStore:
     """A verified store over the real artifacts (a corrupt file fails the test that reads it)."""
-    return artifacts.ArtifactStore(artifact_root)
+    return ArtifactStore(artifact_root)
 
 
 @pytest.fixture(scope="module")

@@ -27,13 +27,13 @@ def tiny_loader():
 
     Tiny bases are built under ``root``; real ones come from the default cache.
     """
-    from dd.models import load_base, resolve
+    from dd.lm import load_base, resolve_base
 
     loaded: dict = {}
 
     def tiny(name: str, root):
         if name not in loaded:
-            loaded[name] = load_base(resolve(name, cache_root=root) if name.startswith("tiny-") else resolve(name))
+            loaded[name] = load_base(resolve_base(name, cache_root=root) if name.startswith("tiny-") else resolve_base(name))
         return loaded[name]
 
     return tiny

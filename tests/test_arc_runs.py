@@ -1,4 +1,4 @@
-"""The Arc 1 / Arc 2 run paths (dd.arms) on a tiny base: HumanEval arms, perplexity, tempering, opt-in."""
+"""The Arc 1 / Arc 2 run paths (dd.arcs) on a tiny base: HumanEval arms, perplexity, tempering, opt-in."""
 
 from __future__ import annotations
 
@@ -9,9 +9,16 @@ from helpers import ROOT, run_pytest, tiny_loader
 
 tiny = tiny_loader()
 
-from dd import arms
-from dd.cache import Cache
-from dd.humaneval import CodeExecutionNotAllowed, load_problems
+from dd.arcs import (
+    cached_sft_adapter,
+    compare_budgets,
+    load_adapter,
+    perplexity,
+    run_humaneval_arm,
+    tempering_sweep,
+)
+from dd.core import Cache
+from dd.arcs import CodeExecutionNotAllowed, load_problems
 from dd.operators import LoraTrainConfig, Tempering, train_sft
 
 PAIRS = [("What is 2 + 2?", "Let me double-check: it is 4."),
@@ -26,15 +33,15 @@ def test_humaneval_arms_at_two_budgets(root, tmp_path):
     problems = load_problems()[:3]
     cache = Cache(tmp_path)
     op = Tempering([(0, 0)], 0.5)
-    base_arms = {b: arms.run_humaneval_arm(base, problems, b, cache, allow_code_exec=True) for b in (4, 12)}
-    op_arms = {b: arms.run_humaneval_arm(base, problems, b, cache, name="tempered", operator=op,
+    base_arms = {b: run_humaneval_arm(base, problems, b, cache, allow_code_exec=True) for b in (4, 12)}
+    op_arms = {b: run_humaneval_arm(base, problems, b, cache, name="tempered", operator=op,
                                          allow_code_exec=True) for b in (4, 12)}
     for arm in (*base_arms.values(), *op_arms.values()):
         assert arm.stats.n == 3 and len(arm.passed) == 3 and len(arm.statuses) == 3
         assert 0.0 <= arm.pass_at_1 <= 1.0
         assert arm.stats.mean_len <= arm.n_predict
     assert base_arms[4].stats.rate == 1.0  # a random tiny base never stops within 4 tokens
-    cmp = arms.compare_budgets(base_arms, op_arms)
+    cmp = compare_budgets(base_arms, op_arms)
     assert set(cmp.per_budget) == {4, 12}
     assert cmp.per_budget[4].verdict == "truncation_artifact"  # both arms fully truncated
     assert [b for b, _ in cmp.sensitivity.deltas] == [4, 12]
@@ -44,7 +51,7 @@ def test_humaneval_arms_at_two_budgets(root, tmp_path):
     assert all("n_predict" in r for r in cmp.reasons())
     # the operator arm is keyed apart from the base, and a re-run is served from the cache
     assert len(list(cache.entries("generations"))) == 4
-    again = arms.run_humaneval_arm(base, problems, 4, cache, name="tempered", operator=op, allow_code_exec=True)
+    again = run_humaneval_arm(base, problems, 4, cache, name="tempered", operator=op, allow_code_exec=True)
     assert again == op_arms[4]
     assert len(list(cache.entries("generations"))) == 4
 
@@ -52,53 +59,53 @@ def test_humaneval_arms_at_two_budgets(root, tmp_path):
 def test_humaneval_arm_refuses_before_generating(root, tmp_path):
     cache = Cache(tmp_path)
     with pytest.raises(CodeExecutionNotAllowed, match="--dd-allow-code-exec"):
-        arms.run_humaneval_arm(tiny("tiny-llama", root), load_problems()[:1], 4, cache, allow_code_exec=False)
+        run_humaneval_arm(tiny("tiny-llama", root), load_problems()[:1], 4, cache, allow_code_exec=False)
     assert list(cache.entries()) == []
 
 
 def test_perplexity_and_tempering_sweep(root):
     base = tiny("tiny-llama", root)
-    ppl = arms.perplexity(base, PAIRS)
+    ppl = perplexity(base, PAIRS)
     assert math.isfinite(ppl) and ppl > 1
-    assert arms.perplexity(base, PAIRS, batch_size=1) == pytest.approx(ppl, rel=1e-6)  # batching-invariant
-    sweep = arms.tempering_sweep(base, [(0, 0), (1, 1)], (1.0, 0.5), PAIRS)
+    assert perplexity(base, PAIRS, batch_size=1) == pytest.approx(ppl, rel=1e-6)  # batching-invariant
+    sweep = tempering_sweep(base, [(0, 0), (1, 1)], (1.0, 0.5), PAIRS)
     assert sweep.base.lam is None and sweep.base.perplexity == ppl
     assert [p.lam for p in sweep.points] == [1.0, 0.5]
     assert sweep.points[0].perplexity == ppl  # lambda = 1 is the base, exactly
     assert sweep.points[1].perplexity != ppl
     # no code execution without the opt-in, no judged disposition without a judge
     assert all(p.humaneval is None and p.judged is None for p in (sweep.base, *sweep.points))
-    assert arms.perplexity(base, PAIRS) == ppl  # the hooks came off
+    assert perplexity(base, PAIRS) == ppl  # the hooks came off
 
 
 def test_adapters_from_dd_and_plain_peft_folders(root, tmp_path):
     base = tiny("tiny-llama", root)
     config = LoraTrainConfig(max_steps=2, batch_size=2)
     cache = Cache(tmp_path / "cache")
-    op = arms.cached_sft_adapter(base, PAIRS, config, cache)
+    op = cached_sft_adapter(base, PAIRS, config, cache)
     assert op.spec.stages == "sft" and op.adapter.history[0]["steps"] == 2
-    assert arms.cached_sft_adapter(base, PAIRS, config, cache).key() == op.key()  # trained once
+    assert cached_sft_adapter(base, PAIRS, config, cache).key() == op.key()  # trained once
     plain = tmp_path / "plain"
     op.adapter.save(plain)
     (plain / "dd_adapter.json").unlink()
-    external = arms.load_adapter(plain)
+    external = load_adapter(plain)
     assert external.spec.adapter_sha256 == op.spec.adapter_sha256
     assert external.spec.stages == "external-peft" and external.spec.target == "attention"
     with op.apply(base):
-        ppl_dd = arms.perplexity(base, PAIRS)
+        ppl_dd = perplexity(base, PAIRS)
     with external.apply(base):
-        assert arms.perplexity(base, PAIRS) == ppl_dd  # same weights, same model
+        assert perplexity(base, PAIRS) == ppl_dd  # same weights, same model
 
 
 def test_adapter_changes_perplexity_and_unloads(root, tmp_path):
     base = tiny("tiny-llama", root)
-    before = arms.perplexity(base, PAIRS)
+    before = perplexity(base, PAIRS)
     adapter = train_sft(base, PAIRS, LoraTrainConfig(max_steps=3, batch_size=2, lr=1e-2))
-    op = arms.load_adapter(adapter.save(tmp_path / "a"))
+    op = load_adapter(adapter.save(tmp_path / "a"))
     with op.apply(base):
-        during = arms.perplexity(base, PAIRS)
+        during = perplexity(base, PAIRS)
     assert during != before
-    assert arms.perplexity(base, PAIRS) == before
+    assert perplexity(base, PAIRS) == before
 
 
 def test_arc1_claims_skip_without_code_exec_and_run_nothing(tmp_path, artifact_root):
@@ -121,7 +128,7 @@ def test_tempering_claim_judges_disposition_end_to_end(artifact_root, tmp_path):
     shifts per lambda, and a re-run is answered from the judge cache without a single request.
     """
     from dd.judges.replay import ReplayServer
-    from dd.tiny import build_tiny_base
+    from dd.lm import build_tiny_base
     from helpers import read_report, rule_judge
 
     tiny_dir = build_tiny_base("tiny-llama", tmp_path / "tiny-llama")

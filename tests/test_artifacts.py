@@ -7,11 +7,12 @@ import threading
 
 import pytest
 
-from dd import artifacts, cli
+from dd import cli
+from dd.paper import ArtifactCorrupt, ArtifactMissing, ArtifactStore, load_manifest
 
 
 def test_manifest_pins_every_released_file():
-    manifest = artifacts.load_manifest()
+    manifest = load_manifest()
     assert len(manifest.files) == 24
     assert len(manifest.commit) == 40
     assert all(len(f.sha256) == 64 and f.size > 0 for f in manifest.files)
@@ -19,7 +20,7 @@ def test_manifest_pins_every_released_file():
 
 
 def test_real_copy_verifies(artifact_root):
-    assert set(artifacts.ArtifactStore(artifact_root).status().values()) == {"ok"}
+    assert set(ArtifactStore(artifact_root).status().values()) == {"ok"}
 
 
 def test_one_changed_byte_is_an_error_naming_the_file_and_both_hashes(artifact_copy):
@@ -28,8 +29,8 @@ def test_one_changed_byte_is_an_error_naming_the_file_and_both_hashes(artifact_c
     raw = bytearray(path.read_bytes())
     raw[100] ^= 1
     path.write_bytes(bytes(raw))
-    store = artifacts.ArtifactStore(artifact_copy)
-    with pytest.raises(artifacts.ArtifactCorrupt) as err:
+    store = ArtifactStore(artifact_copy)
+    with pytest.raises(ArtifactCorrupt) as err:
         store.json(rel)
     message = str(err.value)
     assert rel in message
@@ -39,8 +40,8 @@ def test_one_changed_byte_is_an_error_naming_the_file_and_both_hashes(artifact_c
 
 def test_missing_file_says_how_to_get_it(artifact_copy):
     (artifact_copy / "eval/results/pca_rank.json").unlink()
-    with pytest.raises(artifacts.ArtifactMissing, match="dd artifacts fetch"):
-        artifacts.ArtifactStore(artifact_copy).path("eval/results/pca_rank.json")
+    with pytest.raises(ArtifactMissing, match="dd artifacts fetch"):
+        ArtifactStore(artifact_copy).path("eval/results/pca_rank.json")
 
 
 @pytest.fixture
@@ -64,7 +65,7 @@ def test_fetch_downloads_and_verifies_every_file(served, tmp_path, capsys):
     _, url = served
     dest = tmp_path / "fetched"
     assert cli.main(["artifacts", "fetch", "--dest", str(dest), "--base-url", url]) == 0
-    assert set(artifacts.ArtifactStore(dest).status().values()) == {"ok"}
+    assert set(ArtifactStore(dest).status().values()) == {"ok"}
     assert "24 file(s) fetched" in capsys.readouterr().out
     assert cli.main(["artifacts", "fetch", "--dest", str(dest), "--base-url", url]) == 0  # idempotent
     assert "0 file(s) fetched" in capsys.readouterr().out

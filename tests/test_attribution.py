@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dd.attribution import (
+from dd.arcs import (
     HeadInputs,
     cohen_d,
     collect_head_inputs,
@@ -48,7 +48,7 @@ def test_head_norms_match_a_manual_read(root):
     """The window is the last N response tokens; batching does not change the numbers."""
     import torch
 
-    from dd.features import render_pair
+    from dd.lm import render_pair
 
     base = tiny("tiny-gemma4", root)
     items = pairs(5, 0)

@@ -1,4 +1,4 @@
-"""Tests for dd.cache: keys, atomic writes, corruption detection, offline misses, concurrency."""
+"""Tests for dd.core: keys, atomic writes, corruption detection, offline misses, concurrency."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dd import _cache_cli
-from dd.cache import Cache, CacheKey, CacheMiss, CorruptCacheEntry, sha256_json
+from dd.cli import _cache as _cache_cli
+from dd.core import Cache, CacheKey, CacheMiss, CorruptCacheEntry, sha256_json
 
 
 def _key(**over) -> CacheKey:
@@ -204,7 +204,7 @@ def test_default_root_follows_env(monkeypatch, tmp_path):
 
 
 def test_cache_imports_no_torch():
-    code = "import sys, dd.cache, dd._cache_cli; assert 'torch' not in sys.modules and 'transformers' not in sys.modules"
+    code = "import sys, dd.core, dd.cli; assert 'torch' not in sys.modules and 'transformers' not in sys.modules"
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     subprocess.run([sys.executable, "-c", code], check=True, env=env)
 

@@ -7,7 +7,7 @@ that reads the label files directly.
 
 import pytest
 
-from dd.artifacts import ArtifactStore
+from dd.paper import ArtifactStore
 from dd.judges.replay import ReplayServer, paper_recordings
 from helpers import read_report, run_pytest
 

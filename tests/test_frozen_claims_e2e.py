@@ -7,7 +7,7 @@ here; its numbers are noise, and the claims hold it to the paper's verdicts, so 
 
 import pytest
 
-from dd.tiny import build_tiny_base
+from dd.lm import build_tiny_base
 from helpers import read_report, run_pytest
 
 

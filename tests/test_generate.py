@@ -1,13 +1,13 @@
-"""Tests for dd.generate: batching must not change greedy tokens; finish reasons; caching."""
+"""Tests for dd.lm: batching must not change greedy tokens; finish reasons; caching."""
 
 from __future__ import annotations
 
 import pytest
 
-from dd import generate as gen_mod
-from dd.cache import Cache, CacheMiss
-from dd.generate import GenerationConfig, cached_generate, generate, left_pad, render_prompt
-from dd.tiny import TINY_NAMES
+from dd.lm import generation_key
+from dd.core import Cache, CacheMiss
+from dd.lm import GenerationConfig, cached_generate, generate, left_pad, render_prompt
+from dd.lm import TINY_NAMES
 from helpers import tiny_loader
 
 tiny = tiny_loader()
@@ -77,6 +77,6 @@ def test_cached_generate_hits_and_offline_miss(root, tmp_path, monkeypatch):
     assert cached_generate(base, PROMPTS[:3], cfg, cache) == first
     with pytest.raises(CacheMiss, match="operator = 'lora-x'"):
         cached_generate(base, PROMPTS[:3], cfg, Cache(tmp_path, offline=True), operator="lora-x")
-    key = gen_mod.generation_key(base, PROMPTS[:3], cfg)
+    key = generation_key(base, PROMPTS[:3], cfg)
     assert key.parts["gen.n_predict"] == 4 and key.parts["base.base"] == "tiny-gemma3"
     assert key.parts["operator"] == "frozen" and "code_version" in key.parts

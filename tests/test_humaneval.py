@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dd.humaneval import (
+from dd.arcs import (
     CodeExecutionNotAllowed,
     Problem,
     ProblemResult,

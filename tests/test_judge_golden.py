@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from dd.data import STEP16
+from dd.paper import STEP16
 from dd.judges import (
     V4_AXES,
     JudgeConfig,

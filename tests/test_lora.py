@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from dd.models import load_base, resolve
+from dd.lm import load_base, resolve_base
 from dd.operators import (
     Lora,
     LoraAdapter,
@@ -127,7 +127,7 @@ def test_tampered_adapter_is_refused(root, tmp_path):
 def test_smollm2_135m_sft_then_dpo(tmp_path):
     import torch
 
-    base = load_base(resolve("smollm2-135m"))
+    base = load_base(resolve_base("smollm2-135m"))
     ref = logits(base)
     config = LoraTrainConfig(target="attention", r=8, alpha=16, lr=1e-3, batch_size=4, epochs=3)
     sft = train_sft(base, PAIRS, config)

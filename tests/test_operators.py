@@ -27,7 +27,7 @@ from dd.operators import (
     spec_key,
     supports_system_role,
 )
-from dd.tiny import build_tokenizer
+from dd.lm import build_tokenizer
 
 BUILTINS = {"frozen", "lora", "sidecar", "system-prompt", "tempering"}
 
@@ -130,7 +130,7 @@ def test_sidecar_probe_is_an_sklearn_estimator():
     assert fitted.n_features_in_ == 6 and fitted.classes_.tolist() == [0, 1]
     assert fitted.score(X, y) > 0.9
     np.testing.assert_allclose(fitted.predict_proba(X).sum(1), 1.0)
-    from dd.stats import fit_predict
+    from dd.protocol import fit_predict
 
     np.testing.assert_allclose(fitted.p_correct(X), fit_predict(X, y, X, C=0.1), atol=1e-9)
 
@@ -153,7 +153,7 @@ def test_sidecar_hedges_exactly_below_threshold():
 
 
 def test_sidecar_pooling_reads_the_named_feature():
-    from dd.features import FeatureSet
+    from dd.lm import FeatureSet
 
     X, y = separable()
     n = len(y)

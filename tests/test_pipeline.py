@@ -9,7 +9,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from dd import feature_dirs, gates, pipeline
+from dd.lm import FeatureDirError, expected_verdicts, load_feature_dir
+from dd.protocol import thresholds
+from dd.protocol import FeatureSource, axes_step, cv_step, fresh_step, split_ledger, surface_guard
 from helpers import read_report, run_pytest
 
 D = 20
@@ -28,7 +30,7 @@ def source(*, seed=0, train_signal=2.0, fresh_signal=2.0, n_fresh=320, fresh_pos
     w = np.eye(D)[0]
     X_train, y_train = split(rng, 240, 120, train_signal, w)
     X_fresh, y_fresh = split(rng, n_fresh, fresh_pos, fresh_signal, w)
-    return pipeline.FeatureSource("synthetic", X_train, y_train, X_fresh, y_fresh, **extra)
+    return FeatureSource("synthetic", X_train, y_train, X_fresh, y_fresh, **extra)
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +39,7 @@ def transfers():
 
 
 def test_a_direction_that_transfers_passes_steps_1_and_2(transfers):
-    cv, fresh = pipeline.cv_step(transfers), pipeline.fresh_step(transfers)
+    cv, fresh = cv_step(transfers), fresh_step(transfers)
     assert cv.verdict.verdict == "pass", cv.reasons
     assert fresh.verdict.verdict == "pass", fresh.reasons
     for key in ("auc", "balanced_asym", "auc_ci_low", "auc_ci_high", "auc_null_p", "auc_null_clear_rate",
@@ -48,14 +50,14 @@ def test_a_direction_that_transfers_passes_steps_1_and_2(transfers):
 
 def test_a_training_only_direction_passes_cv_and_fails_fresh():
     src = source(fresh_signal=0.0)
-    assert pipeline.cv_step(src).verdict.verdict == "pass"
-    fresh = pipeline.fresh_step(src)
+    assert cv_step(src).verdict.verdict == "pass"
+    fresh = fresh_step(src)
     assert fresh.verdict.verdict == "fail"
     assert any("AUC" in r and "< 0.63" in r for r in fresh.reasons)
 
 
 def test_an_imbalanced_fresh_set_is_inconclusive_never_pass():
-    fresh = pipeline.fresh_step(source(fresh_pos=8, fresh_signal=3.0))
+    fresh = fresh_step(source(fresh_pos=8, fresh_signal=3.0))
     assert fresh.metrics["n_pos"] == 8 and fresh.metrics["auc"] > 0.9
     assert fresh.verdict.verdict == "inconclusive"
     assert any("class imbalance" in r for r in fresh.reasons)
@@ -63,8 +65,8 @@ def test_an_imbalanced_fresh_set_is_inconclusive_never_pass():
 
 def test_strict_mode_holds_the_bootstrap_lower_bound_to_the_bar():
     src = source(fresh_signal=0.9, n_fresh=60, fresh_pos=30, seed=3)
-    loose, strict = pipeline.fresh_step(src), pipeline.fresh_step(src, strict=True)
-    assert loose.metrics["auc_ci_low"] < gates.thresholds("fresh")["auc_min"] <= loose.metrics["auc"]
+    loose, strict = fresh_step(src), fresh_step(src, strict=True)
+    assert loose.metrics["auc_ci_low"] < thresholds("fresh")["auc_min"] <= loose.metrics["auc"]
     assert strict.metrics["strict"] and strict.verdict.verdict == "fail"
     assert any("AUC CI lower bound" in r for r in strict.reasons)
 
@@ -76,9 +78,9 @@ def test_a_training_only_surface_confound_is_flagged():
     y_train = (length_train > np.median(length_train)).astype(int)
     y_fresh = (rng.random(160) < 0.5).astype(int)
     encode = lambda L: rng.normal(size=(len(L), D)) + np.outer((L - 300) / 50, np.eye(D)[0])  # noqa: E731
-    src = pipeline.FeatureSource("confounded", encode(length_train), y_train, encode(length_fresh), y_fresh,
+    src = FeatureSource("confounded", encode(length_train), y_train, encode(length_fresh), y_fresh,
                                  surface_train={"length": length_train}, surface_fresh={"length": length_fresh})
-    cv = pipeline.cv_step(src)
+    cv = cv_step(src)
     assert cv.verdict.verdict == "inconclusive", cv.reasons  # CV clears, on length alone
     assert cv.metrics["surface.length.features_auc_train"] >= 0.75 and cv.metrics["surface_flags"] == 2
     assert any("surface confound 'length'" in r and "distributed differently" in r for r in cv.reasons)
@@ -89,7 +91,7 @@ def test_a_harmless_surface_fact_is_not_flagged(transfers):
     rng = np.random.default_rng(2)
     src = replace(transfers, surface_train={"length": rng.normal(300, 50, 240)},
                   surface_fresh={"length": rng.normal(300, 50, 320)})
-    metrics, doubts = pipeline.surface_guard(src, 1.0)
+    metrics, doubts = surface_guard(src, 1.0)
     assert doubts == [] and metrics["surface_flags"] == 0 and "surface.length.shift_p" in metrics
 
 
@@ -98,33 +100,33 @@ def test_the_split_ledger_catches_overlap_duplicates_and_a_shared_generator(tran
     leaky = replace(transfers, X_fresh=np.r_[transfers.X_train[:5], transfers.X_fresh[5:]],
                     hashes_train=hashes, hashes_fresh=hashes[:3] + tuple(f"new{i}" for i in range(317)),
                     generator_train="gemma", generator_fresh="gemma")
-    metrics, doubts = pipeline.split_ledger(leaky)
+    metrics, doubts = split_ledger(leaky)
     assert metrics["ledger_hash_overlap"] == 3 and metrics["ledger_near_duplicates"] == 5
     assert len(doubts) == 3 and "independent generator" in doubts[2]
-    fresh = pipeline.fresh_step(leaky)
+    fresh = fresh_step(leaky)
     assert fresh.verdict.verdict == "inconclusive" and fresh.metrics["ledger_hash_overlap"] == 3
-    clean, _ = pipeline.split_ledger(replace(transfers, generator_train="gemma", generator_fresh="qwen"))
+    clean, _ = split_ledger(replace(transfers, generator_train="gemma", generator_fresh="qwen"))
     assert clean["ledger_near_duplicates"] == 0
 
 
 def test_guards_never_lift_a_fail():
     src = source(fresh_signal=0.0, generator_train="g", generator_fresh="g")
-    fresh = pipeline.fresh_step(src)
+    fresh = fresh_step(src)
     assert fresh.verdict.verdict == "fail" and any("independent generator" in r for r in fresh.reasons)
 
 
 def test_step_3_passes_when_one_axis_carries_the_signal(transfers):
     rng = np.random.default_rng(4)
     noise = (rng.integers(0, 2, 240), rng.integers(0, 2, 320))
-    axes = pipeline.axes_step(replace(transfers, axes={"factual": (transfers.y_train, transfers.y_fresh),
+    axes = axes_step(replace(transfers, axes={"factual": (transfers.y_train, transfers.y_fresh),
                                                        "noise": noise}))
     assert axes.verdict.verdict == "pass" and axes.metrics["n_pass"] == 1 and axes.metrics["noise.verdict"] == "fail"
     assert "factual.fresh.auc_null_clear_rate" in axes.metrics
     with pytest.raises(ValueError, match="single label column"):
-        pipeline.axes_step(transfers)
+        axes_step(transfers)
 
 
-def write_dir(root, src: pipeline.FeatureSource, claims: dict | None = None, **arrays):
+def write_dir(root, src: FeatureSource, claims: dict | None = None, **arrays):
     root.mkdir(parents=True, exist_ok=True)
     np.savez(root / "train.npz", X=src.X_train, y=src.y_train, **{k: v[0] for k, v in arrays.items()})
     np.savez(root / "fresh.npz", X=src.X_fresh, y=src.y_fresh, **{k: v[1] for k, v in arrays.items()})
@@ -137,10 +139,10 @@ def test_a_feature_dir_loads_with_its_extras(tmp_path, transfers):
     lengths = (np.arange(240.0), np.arange(320.0))
     root = write_dir(tmp_path / "mine", transfers, surface_length=lengths, y_hedging=(transfers.y_train,
                      transfers.y_fresh), generator=(np.array("a"), np.array("b")))
-    src = feature_dirs.load_feature_dir(root)
+    src = load_feature_dir(root)
     assert src.name == "features:mine" and set(src.surface_train) == {"length"} and set(src.axes) == {"hedging"}
     assert (src.generator_train, src.generator_fresh, src.second) == ("a", "b", None)
-    assert feature_dirs.expected_verdicts(root)["fresh"] == "pass"
+    assert expected_verdicts(root)["fresh"] == "pass"
 
 
 @pytest.mark.parametrize("break_it, message", [
@@ -155,8 +157,8 @@ def test_a_feature_dir_loads_with_its_extras(tmp_path, transfers):
 def test_a_malformed_feature_dir_is_a_clear_error(tmp_path, transfers, break_it, message):
     root = write_dir(tmp_path / "bad", transfers)
     break_it(root)
-    with pytest.raises(feature_dirs.FeatureDirError, match=message):
-        feature_dirs.load_feature_dir(root)
+    with pytest.raises(FeatureDirError, match=message):
+        load_feature_dir(root)
 
 
 def test_pytest_runs_the_protocol_on_feature_dirs_and_holds_them_to_their_claims(tmp_path, transfers, artifact_root):
@@ -182,6 +184,6 @@ def test_pytest_runs_the_protocol_on_feature_dirs_and_holds_them_to_their_claims
     assert guards <= set(entries["cv"]["metrics"])
     assert guards | {"ledger_near_duplicates", "surface_flags"} <= set(entries["fresh"]["metrics"])
     assert entries["second-base"]["metrics"]["n_pass"] == 1
-    assert entries["fresh"]["gate"]["auc_min"] == gates.thresholds("fresh")["auc_min"]
+    assert entries["fresh"]["gate"]["auc_min"] == thresholds("fresh")["auc_min"]
     assert entries["axes"]["outcome"] == "skipped" and "single label column" in entries["axes"]["reasons"][0]
     assert red_code == 1 and "claims 'pass' at fresh, measured 'fail'" in red_out

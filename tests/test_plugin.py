@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 
-from dd import report
+from dd.pytest import validate
 
 from helpers import ROOT, read_report, run_pytest
 
@@ -31,7 +31,7 @@ def collected_ids(artifact_root) -> list[str]:
 
 def test_report_validates_with_one_entry_per_claim_test(serial_report, artifact_root):
     rep, out = serial_report
-    assert report.validate(rep) == []
+    assert validate(rep) == []
     ids = collected_ids(artifact_root)
     assert sorted(e["nodeid"] for e in rep["results"]) == sorted(ids)
     assert "dd claims: measured vs paper" in out
@@ -139,7 +139,7 @@ def test_outcomes_of_a_synthetic_claim_module(pytester, tmp_path):
     result = pytester.runpytest("--dd-report", str(path))
     result.assert_outcomes(passed=2, xfailed=1, skipped=1, failed=1)
     rep = read_report(path)
-    assert report.validate(rep) == []
+    assert validate(rep) == []
     by = {e["claim"]: e for e in rep["results"]}
     assert set(by) == {"demo.pass", "demo.xfail", "demo.skip", "demo.error"}
     assert by["demo.pass"]["outcome"] == "passed" and by["demo.pass"]["paper"] == {"auc": 0.7}

@@ -10,7 +10,7 @@ import urllib.request
 import numpy as np
 import pytest
 
-from dd.data import FRESH, STEP16, V4_AXES, JudgedSet, load_judged
+from dd.paper import FRESH, STEP16, V4_AXES, JudgedSet, load_judged
 from dd.judges import (
     ChecklistJudge,
     JudgeCache,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from dd.sandbox import Limits, isolation_level, run_program
+from dd.arcs import Limits, isolation_level, run_program
 
 FAST = Limits(timeout_s=2.0)
 GUARDS = [

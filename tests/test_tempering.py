@@ -14,7 +14,7 @@ from contextlib import contextmanager
 import pytest
 
 from dd.operators import Tempering, get_operator, projection_sites
-from dd.tiny import TINY_NAMES
+from dd.lm import TINY_NAMES
 from helpers import tiny_loader
 
 tiny = tiny_loader()
@@ -31,7 +31,7 @@ def logits(base, batch=False):
     """Logits at the real (unpadded) positions of one or two left-padded prompts."""
     import torch
 
-    from dd.generate import left_pad
+    from dd.lm import left_pad
 
     seqs = [base.tokenizer(TEXT)["input_ids"], base.tokenizer("Paris.")["input_ids"]]
     ids, mask, pos = left_pad(seqs if batch else seqs[:1], base.pad_token_id, base.device)

@@ -1,19 +1,11 @@
-"""A tempering lambda's outcome from synthetic evidence (dd.tempering_gate), one case per branch."""
+"""A tempering lambda's outcome from synthetic evidence (dd.arcs), one case per branch."""
 
 import pytest
 
-from dd import gates
-from dd.disposition import DispositionComparison, Shift
-from dd.tempering_gate import (
-    CLEAN,
-    DAMAGED,
-    NOT_MOVED,
-    UNDECIDED,
-    LambdaVerdict,
-    judge_lambda,
-    sweep_verdict,
-)
-from dd.truncation import arm_stats, compare_arms
+from dd.protocol import FAIL, INCONCLUSIVE, PASS, tempering_bars
+from dd.arcs import DispositionComparison, Shift
+from dd.arcs import CLEAN, DAMAGED, NOT_MOVED, UNDECIDED, LambdaVerdict, judge_lambda, sweep_verdict
+from dd.protocol import arm_stats, compare_arms
 
 N = 50
 
@@ -73,13 +65,13 @@ def test_unjudged_or_truncation_explained_evidence_is_undecided_never_positive()
 
 
 def test_bars_come_from_the_gates_file():
-    bars = gates.tempering_bars()
+    bars = tempering_bars()
     assert verdict(ppl_rise=bars["max_ppl_rise"] + 1e-6).outcome == DAMAGED
     assert verdict(ppl_rise=bars["max_ppl_rise"]).outcome == CLEAN
 
 
 def test_sweep_verdict():
     clean, damaged, undecided = (LambdaVerdict(0.5, o, ()) for o in (CLEAN, DAMAGED, UNDECIDED))
-    assert sweep_verdict([damaged, clean]) == gates.PASS
-    assert sweep_verdict([damaged, undecided]) == gates.INCONCLUSIVE
-    assert sweep_verdict([damaged, LambdaVerdict(0.8, NOT_MOVED, ())]) == gates.FAIL
+    assert sweep_verdict([damaged, clean]) == PASS
+    assert sweep_verdict([damaged, undecided]) == INCONCLUSIVE
+    assert sweep_verdict([damaged, LambdaVerdict(0.8, NOT_MOVED, ())]) == FAIL

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dd.truncation import arm_stats, budget_sensitivity, compare_arms
+from dd.protocol import arm_stats, budget_sensitivity, compare_arms
 
 
 def test_arm_stats_counts_length_stops():

@@ -6,8 +6,8 @@ numbers rather than picking one.
 
 import pytest
 
-from dd import data
-from dd.agreement import agree, combine
+from dd.paper import PHASE0_SUMMARY, load_humaneval_flags, load_judged, load_mcas_scores, load_summary
+from dd.protocol import agree, combine
 
 MCAS_PAPER = {"base_mcas": 53.1, "dd_mcas": 87.0, "delta": 33.9}
 HUMANEVAL_PAPER = {"base_pass_pct": 14.6, "dd_pass_pct": 29.9, "delta": 15.3}
@@ -21,8 +21,8 @@ def mcas(scores) -> float:
 @pytest.mark.claim("arc1.firstpass.mcas", base="qwen3-0.6b", operator="lora-sft-dpo", step="firstpass",
                    paper=MCAS_PAPER)
 def test_firstpass_mcas(paper, claim):
-    scores = paper.load(data.load_mcas_scores)
-    summary = paper.load(data.load_summary, data.PHASE0_SUMMARY)
+    scores = paper.load(load_mcas_scores)
+    summary = paper.load(load_summary, PHASE0_SUMMARY)
     measured = {"base_mcas": mcas(scores["base"]), "dd_mcas": mcas(scores["dd"]), "n": len(scores["base"])}
     measured["delta"] = measured["dd_mcas"] - measured["base_mcas"]
     verdict = combine(
@@ -34,8 +34,8 @@ def test_firstpass_mcas(paper, claim):
 
 
 def humaneval_rates(paper) -> dict:
-    base = paper.load(data.load_humaneval_flags, "base")
-    dd = paper.load(data.load_humaneval_flags, "dd")
+    base = paper.load(load_humaneval_flags, "base")
+    dd = paper.load(load_humaneval_flags, "dd")
     out = {"n": len(base), "base_passed": sum(base.values()), "dd_passed": sum(dd.values()),
            "same_tasks": sorted(base) == sorted(dd)}
     out["base_pass_pct"] = 100 * out["base_passed"] / len(base)
@@ -48,7 +48,7 @@ def humaneval_rates(paper) -> dict:
 def test_firstpass_humaneval_flags_match_authors_summary(paper, claim):
     """The released flags agree with the authors' own summary file (12.8% and 30.5%)."""
     measured = humaneval_rates(paper)
-    summary = paper.load(data.load_summary, data.PHASE0_SUMMARY)
+    summary = paper.load(load_summary, PHASE0_SUMMARY)
     verdict = agree(measured, {"n": 164, "same_tasks": True, "base_pass_pct": summary["baseline_humaneval"],
                                "dd_pass_pct": summary["dd_fp16_humaneval"]}, {"base_pass_pct": 1e-9, "dd_pass_pct": 1e-9})
     claim.record(source="recomputed", metrics=measured, verdict=verdict)
@@ -69,7 +69,7 @@ def test_firstpass_humaneval_matches_paper(paper, claim):
 @pytest.mark.claim("arc1.gemma.chef.base", base="gemma4-e2b", operator="frozen", step="coverage",
                    paper={"mean_coverage": 0.452})
 def test_chef_base_coverage(paper, claim):
-    judged = paper.load(data.load_judged, "step16")
+    judged = paper.load(load_judged, "step16")
     measured = {"mean_coverage": float(judged.coverage.mean()), "n": len(judged.coverage)}
     verdict = agree(measured, {"mean_coverage": 0.452}, 5e-4)
     claim.record(source="recomputed", metrics=measured, verdict=verdict)

@@ -2,7 +2,7 @@
 
 The paper's first-pass +15.3 points (Qwen3-0.6B, ``n_predict=512``) became -8.0 at 1024 (base
 36.0%, DD 28.0%): the DD arm wrote longer answers and more of them were cut off. Both tests here
-run both arms through one harness (``dd.arms``) at two budgets and report, per arm and budget,
+run both arms through one harness (``dd.arcs``) at two budgets and report, per arm and budget,
 pass@1, truncation rate and mean response tokens; then ``compare_arms`` per budget and whether
 the delta's sign survives the change of budget (``budget_sensitivity``).
 
@@ -16,8 +16,8 @@ import os
 
 import pytest
 
-from dd import arms
-from dd.gates import FAIL, PASS
+from dd.arcs import cached_sft_adapter, compare_budgets, load_adapter, run_humaneval_arm
+from dd.protocol import FAIL, PASS
 
 ADAPTER_ENV = "DD_ARC1_ADAPTER"
 N1024_PAPER = {"base_pass_pct.n1024": 36.0, "dd_pass_pct.n1024": 28.0, "delta.n1024": -8.0, "delta.n512": 15.3}
@@ -31,7 +31,7 @@ def _code_exec_or_skip(dd_settings) -> None:
 
 
 def _record_budgets(claim, base_arms, op_arms, verdict, reasons, **extra):
-    cmp = arms.compare_budgets(base_arms, op_arms)
+    cmp = compare_budgets(base_arms, op_arms)
     claim.record(source="recomputed", metrics={**cmp.metrics(base_arms, op_arms), **extra}, verdict=verdict,
                  reasons=[*reasons, *cmp.reasons()])
     return cmp
@@ -47,8 +47,8 @@ def _record_budgets(claim, base_arms, op_arms, verdict, reasons, **extra):
 @pytest.mark.code_exec
 def test_n512_delta_is_a_truncation_artifact(dd_settings, bases, claim):
     """The paper: the +15.3 at n_predict 512 is a truncation artifact (sign flips by 1024)."""
-    from dd.humaneval import load_problems
-    from dd.models import Unavailable, resolve
+    from dd.arcs import load_problems
+    from dd.lm import Unavailable, resolve_base
 
     missing = []
     if not dd_settings.allow_code_exec:
@@ -57,22 +57,22 @@ def test_n512_delta_is_a_truncation_artifact(dd_settings, bases, claim):
     if not adapter_dir or not os.path.isdir(adapter_dir):
         missing.append(f"{ADAPTER_ENV}=DIR, the DD (SFT+DPO LoRA) adapter as a peft folder "
                        f"(adapter_config.json + adapter_model.safetensors){'; not a folder: ' + adapter_dir if adapter_dir else ''}")
-    resolved = resolve("qwen3-0.6b", dd_settings.models, cache_root=dd_settings.cache_root)
+    resolved = resolve_base("qwen3-0.6b", dd_settings.models, cache_root=dd_settings.cache_root)
     if isinstance(resolved, Unavailable):
         missing.append(f"the Qwen3-0.6B weights: {resolved.reason}")
     if missing:
         pytest.skip("needs " + "; ".join(missing))
 
     base = bases.get("qwen3-0.6b")
-    dd_op = arms.load_adapter(adapter_dir)
+    dd_op = load_adapter(adapter_dir)
     problems = load_problems()
     base_arms, op_arms = {}, {}
     for budget in (512, 1024):
-        base_arms[budget] = arms.run_humaneval_arm(base, problems, budget, bases.cache, name="base",
+        base_arms[budget] = run_humaneval_arm(base, problems, budget, bases.cache, name="base",
                                                    allow_code_exec=True, workers=2)
-        op_arms[budget] = arms.run_humaneval_arm(base, problems, budget, bases.cache, name="dd", operator=dd_op,
+        op_arms[budget] = run_humaneval_arm(base, problems, budget, bases.cache, name="dd", operator=dd_op,
                                                  allow_code_exec=True, workers=2)
-    cmp = arms.compare_budgets(base_arms, op_arms)
+    cmp = compare_budgets(base_arms, op_arms)
     holds = cmp.per_budget[512].verdict == "truncation_artifact" or not cmp.sensitivity.sign_stable
     why = (f"n512 verdict {cmp.per_budget[512].verdict}, sign stable {cmp.sensitivity.sign_stable}: the paper's "
            f"'truncation artifact' {'holds' if holds else 'does not hold'}")
@@ -172,20 +172,20 @@ def test_smollm_disposition_lora_humaneval(dd_settings, bases, claim):
     Real means: the arms are comparable (truncation) at every budget, and the delta is positive at
     every budget (so its sign survives the change of budget).
     """
-    from dd.humaneval import load_problems
+    from dd.arcs import load_problems
     from dd.operators import LoraTrainConfig
 
     _code_exec_or_skip(dd_settings)
     base = bases.get(SMALL_BASE)
-    op = arms.cached_sft_adapter(base, DISPOSITION_PAIRS, LoraTrainConfig(**SFT_CONFIG_KW), bases.cache)
+    op = cached_sft_adapter(base, DISPOSITION_PAIRS, LoraTrainConfig(**SFT_CONFIG_KW), bases.cache)
     problems = load_problems()[:SUBSET]
     base_arms, op_arms = {}, {}
     for budget in BUDGETS:
-        base_arms[budget] = arms.run_humaneval_arm(base, problems, budget, bases.cache, name="base",
+        base_arms[budget] = run_humaneval_arm(base, problems, budget, bases.cache, name="base",
                                                    allow_code_exec=True, workers=2)
-        op_arms[budget] = arms.run_humaneval_arm(base, problems, budget, bases.cache, name="sft-lora",
+        op_arms[budget] = run_humaneval_arm(base, problems, budget, bases.cache, name="sft-lora",
                                                  operator=op, allow_code_exec=True, workers=2)
-    cmp = arms.compare_budgets(base_arms, op_arms)
+    cmp = compare_budgets(base_arms, op_arms)
     comparable = all(c.verdict == "comparable" for c in cmp.per_budget.values())
     improves = all(c.delta > 0 for c in cmp.per_budget.values())
     holds = comparable and improves and cmp.sensitivity.sign_stable

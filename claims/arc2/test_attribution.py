@@ -8,9 +8,10 @@ circuit" is held against the released top ten.
 
 import pytest
 
-from dd import data, stats
-from dd.agreement import agree, combine
-from dd.gates import FAIL, PASS, Verdict
+from dd.paper import load_attribution, load_profile, profile_from_judged
+from dd.protocol import two_by_two
+from dd.protocol import agree, combine
+from dd.protocol import FAIL, PASS, Verdict
 
 TOP_HEADS = {
     "gemma4-e2b": ["L16H5", "L20H7", "L3H3", "L18H5", "L17H0"],
@@ -28,11 +29,11 @@ def head_name(row) -> str:
     for b, heads in TOP_HEADS.items()
 ])
 def test_magnitude_attribution_is_consistent(base, paper, claim):
-    attribution = paper.load(data.load_attribution, base)
+    attribution = paper.load(load_attribution, base)
     rows = attribution["all_heads_ranked_by_cohen_d"]
-    baseline = (data.profile_from_judged(base, paper.judged("step16")) if base == "gemma4-e2b"
-                else paper.load(data.load_profile, base))
-    profile = stats.two_by_two(baseline.correct, baseline.asserted)
+    baseline = (profile_from_judged(base, paper.judged("step16")) if base == "gemma4-e2b"
+                else paper.load(load_profile, base))
+    profile = two_by_two(baseline.correct, baseline.asserted)
     problems = [f"{head_name(r)}: overconf {r['overconf_score']} != mean_cw - mean_cr"
                 for r in rows if abs(r["overconf_score"] - (r["mean_cw"] - r["mean_cr"])) > 1e-5]
     ds = [r["cohen_d"] for r in rows]
@@ -59,7 +60,7 @@ def test_magnitude_attribution_is_consistent(base, paper, claim):
 @pytest.mark.xfail(strict=True, reason="paper: 'same L11/L19/L23 circuit'; no L11 head is in the released "
                                        "magnitude top ten (the first ranks 12th)")
 def test_paper_circuit_layers_are_in_the_top_ten(paper, claim):
-    rows = paper.load(data.load_attribution, "qwen3.5-0.8b")["all_heads_ranked_by_cohen_d"]
+    rows = paper.load(load_attribution, "qwen3.5-0.8b")["all_heads_ranked_by_cohen_d"]
     top_layers = sorted({r["layer"] for r in rows[:10]})
     first_rank = {layer: next(i + 1 for i, r in enumerate(rows) if r["layer"] == layer) for layer in (11, 19, 23)}
     missing = [layer for layer in (11, 19, 23) if layer not in top_layers]

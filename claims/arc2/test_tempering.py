@@ -17,7 +17,7 @@ procedure runs on `smollm2-135m` and `gemma3-270m`, reading Gemma's released ste
    Without a judge, disposition is recorded as not measured and an undamaged lambda stays
    undecided.
 
-The bars are `gates.toml`'s ``[tempering]``; `dd.tempering_gate` classifies each lambda. The
+The bars are `gates.toml`'s ``[tempering]``; `dd.arcs` classifies each lambda. The
 claim held is "at least one clean positive"; the paper's 0 of 5 makes it xfail(strict=True).
 
 Directional attribution (``arc2.attr.directional``): the paper's "top heads d > 1.3 with cos ~1"
@@ -29,8 +29,10 @@ from __future__ import annotations
 
 import pytest
 
-from dd import arms, data, tempering_gate
-from dd.gates import FAIL, PASS
+from dd.arcs import DispositionProbe, Sweep, cached_head_inputs, tempering_sweep
+from dd.paper import load_judged
+from dd.arcs import CLEAN, UNDECIDED, sweep_verdict, sweep_verdicts
+from dd.protocol import FAIL, PASS
 
 LAMS = (1.0, 0.9, 0.8, 0.5)
 TOP_K = 5
@@ -44,7 +46,7 @@ SWEEP_PAPER = {"clean_positives": 0, "variants": 5}
 
 
 def _wrong_and_pairs(paper):
-    step16 = paper.load(data.load_judged, "step16")
+    step16 = paper.load(load_judged, "step16")
     return ~step16.correct.astype(bool), step16.responses.pairs()
 
 
@@ -55,15 +57,15 @@ def _base_param(base: str, claim_id: str, reason: str, paper: dict):
         pytest.mark.xfail(strict=True, raises=AssertionError, reason=reason)])
 
 
-def _disposition_probe(paper, pairs) -> arms.DispositionProbe | None:
+def _disposition_probe(paper, pairs) -> DispositionProbe | None:
     judge = paper.judge()
     if judge is None:
         return None
     config, cache = judge
-    return arms.DispositionProbe(tuple(p for p, _ in pairs[:N_DISPOSITION]), DISPOSITION_BUDGET, config, cache)
+    return DispositionProbe(tuple(p for p, _ in pairs[:N_DISPOSITION]), DISPOSITION_BUDGET, config, cache)
 
 
-def _sweep_metrics(sweep: arms.Sweep, heads) -> dict:
+def _sweep_metrics(sweep: Sweep, heads) -> dict:
     base = sweep.base
     metrics = {"heads": [f"L{layer}H{h}" for layer, h in heads], "n_reference": N_REFERENCE,
                "base_perplexity": base.perplexity}
@@ -85,15 +87,15 @@ def _sweep_metrics(sweep: arms.Sweep, heads) -> dict:
     for b in ("smollm2-135m", "gemma3-270m")
 ])
 def test_tempering_sweep(base_name, paper, bases, dd_settings, claim):
-    from dd.attribution import magnitude_attribution
-    from dd.humaneval import load_problems
+    from dd.arcs import magnitude_attribution
+    from dd.arcs import load_problems
 
     wrong, pairs = _wrong_and_pairs(paper)
     base = bases.get(base_name)
-    inputs = arms.cached_head_inputs(base, pairs, bases.cache)
+    inputs = cached_head_inputs(base, pairs, bases.cache)
     heads = magnitude_attribution(inputs, wrong).top(TOP_K)
     problems = load_problems()[:HUMANEVAL_SUBSET] if dd_settings.allow_code_exec else ()
-    sweep = arms.tempering_sweep(base, heads, LAMS, pairs[:N_REFERENCE], cache=bases.cache, problems=problems,
+    sweep = tempering_sweep(base, heads, LAMS, pairs[:N_REFERENCE], cache=bases.cache, problems=problems,
                                  n_predict=HUMANEVAL_BUDGET, allow_code_exec=dd_settings.allow_code_exec,
                                  disposition=_disposition_probe(paper, pairs), workers=2)
     # a plumbing check, not the claim: it must fail the test outright, never read as the paper's xfail
@@ -104,7 +106,7 @@ def test_tempering_sweep(base_name, paper, bases, dd_settings, claim):
                     f"vs {sweep.base.perplexity!r}")
 
     metrics = _sweep_metrics(sweep, heads)
-    verdicts = tempering_gate.sweep_verdicts(sweep)
+    verdicts = sweep_verdicts(sweep)
     reasons = []
     for verdict, disposition in verdicts:
         metrics[f"lambda{verdict.lam}.outcome"] = verdict.outcome
@@ -117,9 +119,9 @@ def test_tempering_sweep(base_name, paper, bases, dd_settings, claim):
     if sweep.base.judged is None:
         reasons.append("disposition not measured: no judge endpoint (--dd-judge-base-url, --dd-judge-model)")
     outcomes = [v.outcome for v, _ in verdicts]
-    metrics["clean_positives"] = outcomes.count(tempering_gate.CLEAN)
-    metrics["undecided_lambdas"] = outcomes.count(tempering_gate.UNDECIDED)
-    verdict = tempering_gate.sweep_verdict([v for v, _ in verdicts])
+    metrics["clean_positives"] = outcomes.count(CLEAN)
+    metrics["undecided_lambdas"] = outcomes.count(UNDECIDED)
+    verdict = sweep_verdict([v for v, _ in verdicts])
     claim.record(source="recomputed", metrics=metrics, verdict=verdict, reasons=reasons)
     assert verdict == PASS, reasons
 
@@ -146,10 +148,10 @@ DIRECTIONAL_MEASURED = "measured here: in-sample top d 1.28, best held-out d 0.8
                    reason=f"paper: top heads d > {D_BAR} with cos ~1, from in-sample directions; the held-out d "
                           f"does not clear {D_BAR} ({DIRECTIONAL_MEASURED})")
 def test_directional_heldout(paper, bases, claim):
-    from dd.attribution import directional_attribution
+    from dd.arcs import directional_attribution
 
     wrong, pairs = _wrong_and_pairs(paper)
-    inputs = arms.cached_head_inputs(bases.get("smollm2-135m"), pairs, bases.cache)
+    inputs = cached_head_inputs(bases.get("smollm2-135m"), pairs, bases.cache)
     rows = directional_attribution(inputs, wrong).rows
     top = rows[:5]
     best_heldout = max(rows, key=lambda r: r.cohen_d_heldout)

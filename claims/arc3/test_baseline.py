@@ -9,8 +9,9 @@ import re
 import numpy as np
 import pytest
 
-from dd import data, stats
-from dd.agreement import agree
+from dd.paper import load_profile, load_samples, profile_from_judged
+from dd.protocol import two_by_two
+from dd.protocol import agree
 
 CELLS = ("correct_assert", "correct_hedge", "wrong_assert", "wrong_hedge")
 PAPER = {
@@ -32,10 +33,10 @@ CLAIM_IDS = {"gemma4-e2b": "arc3.baseline.gemma", "smollm2-1.7b": "arc3.baseline
 def test_baseline_two_by_two(base, paper, claim):
     """Gemma's verbal labels come through `paper.judged`, so a configured judge re-derives them."""
     if base == "gemma4-e2b":
-        profile = data.profile_from_judged(base, paper.judged("step16"))
+        profile = profile_from_judged(base, paper.judged("step16"))
     else:
-        profile = paper.load(data.load_profile, base)
-    measured = stats.two_by_two(profile.correct, profile.asserted)
+        profile = paper.load(load_profile, base)
+    measured = two_by_two(profile.correct, profile.asserted)
     verdict = agree(measured, PAPER[base], TOL)
     claim.record(source="recomputed", metrics={**measured, "n": len(profile.correct)}, verdict=verdict)
     assert verdict.passed, verdict.reasons
@@ -54,8 +55,8 @@ def topic_alignment(samples) -> float:
                    paper={"asym": -0.0225})
 def test_retracted_profile_recomputes(paper, claim):
     """The 800-sample profile's own asymmetry recomputes from its samples."""
-    profile = paper.load(data.load_profile, "retracted-800")
-    measured = stats.two_by_two(profile.correct, profile.asserted)
+    profile = paper.load(load_profile, "retracted-800")
+    measured = two_by_two(profile.correct, profile.asserted)
     verdict = agree(measured, {"asym": -0.0225}, {"asym": 5e-5})
     claim.record(source="recomputed", metrics={**measured, "n": len(profile.correct)}, verdict=verdict)
     assert verdict.passed, verdict.reasons
@@ -64,7 +65,7 @@ def test_retracted_profile_recomputes(paper, claim):
 @pytest.mark.claim("arc3.baseline.retracted.alignment", base="gemma4-e2b", operator="frozen", step="baseline")
 def test_retracted_profile_is_misaligned(paper, claim):
     """Its responses mostly do not address their prompts' topics, unlike the v2 profiles."""
-    samples = {base: paper.load(data.load_samples, base) for base in ("retracted-800", "smollm2-1.7b", "qwen3.5-0.8b")}
+    samples = {base: paper.load(load_samples, base) for base in ("retracted-800", "smollm2-1.7b", "qwen3.5-0.8b")}
     rate = topic_alignment(samples.pop("retracted-800"))
     aligned = {base: topic_alignment(s) for base, s in samples.items()}
     ok = rate < 0.5 and all(v > 0.5 for v in aligned.values())
@@ -84,8 +85,8 @@ def test_retracted_profile_is_misaligned(paper, claim):
                                        "disagrees with the paper's Gemma baseline (asym -0.009, accuracy 0.58)")
 def test_retracted_profile_matches_paper_baseline(paper, claim):
     """Had the paper used the 800-sample profile, its Gemma baseline would read differently."""
-    profile = paper.load(data.load_profile, "retracted-800")
-    measured = {**stats.two_by_two(profile.correct, profile.asserted), "accuracy": float(profile.correct.mean())}
+    profile = paper.load(load_profile, "retracted-800")
+    measured = {**two_by_two(profile.correct, profile.asserted), "accuracy": float(profile.correct.mean())}
     verdict = agree(measured, {"asym": -0.0090312, "accuracy": 0.58}, {"asym": 5e-5, "accuracy": 5e-3})
     claim.record(source="recomputed", metrics=measured, verdict=verdict)
     assert verdict.passed, verdict.reasons

@@ -5,7 +5,7 @@ teacher-forcing its released step16 and fresh responses through a base. With
 `--dd-model gemma4-e2b=PATH` this recomputes the paper's own numbers; on the small bases this
 suite can install (`smollm2-135m`, `gemma3-270m`) it is a real experiment of its own: a small
 base reading Gemma's responses, reported as such. Every step goes through the protocol's gates
-and guards (`dd.pipeline`); the labels come through `paper.judged` (a configured judge or the files).
+and guards (`dd.protocol`); the labels come through `paper.judged` (a configured judge or the files).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from dd import data
-from dd.agreement import combine
+from dd.paper import JudgedSet, V4_AXES, content_hash, load_fresh_gold
+from dd.protocol import combine
 
 PAPER_BASE = "gemma4-e2b"
 SMALL_BASES = ("smollm2-135m", "gemma3-270m")
@@ -102,7 +102,7 @@ def paper_values(step: str, variant) -> dict:
     return PAPER[step][variant]
 
 
-def surface_facts(judged: data.JudgedSet, feats) -> dict[str, np.ndarray]:
+def surface_facts(judged: JudgedSet, feats) -> dict[str, np.ndarray]:
     """Per-item facts about where and how the text stops, for the surface-confound guard."""
     texts = judged.responses.texts
     return {
@@ -123,13 +123,13 @@ def feature_source(base, paper, bases, *, view: str = "h_last", axis: str | None
 
 
 def _build_source(base, paper, bases, *, view: str, axis: str | None):
-    from dd.pipeline import FeatureSource
+    from dd.protocol import FeatureSource
 
     step16, fresh = paper.judged("step16"), paper.judged("fresh")
     f16, ffr = bases.features(base, step16), bases.features(base, fresh)
     if axis is None:
         y16 = step16.correct.astype(int)
-        yfr = paper.load(data.load_fresh_gold, PAPER_BASE).labels.y
+        yfr = paper.load(load_fresh_gold, PAPER_BASE).labels.y
         keep16, keepfr = np.ones(len(y16), bool), np.ones(len(yfr), bool)
     else:
         l16, lfr = step16.axis_labels(axis), fresh.axis_labels(axis)
@@ -141,8 +141,8 @@ def _build_source(base, paper, bases, *, view: str, axis: str | None):
         X_fresh=getattr(ffr, view)[keepfr], y_fresh=yfr[keepfr],
         surface_train={k: v[keep16] for k, v in s16.items()},
         surface_fresh={k: v[keepfr] for k, v in sfr.items()},
-        hashes_train=tuple(np.array([data.content_hash([p]) for p in step16.responses.prompt_set.prompts])[keep16]),
-        hashes_fresh=tuple(np.array([data.content_hash([p]) for p in fresh.responses.prompt_set.prompts])[keepfr]),
+        hashes_train=tuple(np.array([content_hash([p]) for p in step16.responses.prompt_set.prompts])[keep16]),
+        hashes_fresh=tuple(np.array([content_hash([p]) for p in fresh.responses.prompt_set.prompts])[keepfr]),
     )
 
 
@@ -154,28 +154,29 @@ def record_and_assert(claim, base, result, extra_metrics=None):
 
 @pytest.mark.parametrize("base, C", params("cv", CS))
 def test_step1_cv(base, C, paper, bases, claim):
-    from dd import pipeline, stats
+    from dd.protocol import cv_step, fresh_step, second_base_step
+    from dd.protocol import cross_validate
 
     source = feature_source(base, paper, bases)
-    result = pipeline.cv_step(source, C)
-    folds = stats.cross_validate(source.X_train, source.y_train, C)
+    result = cv_step(source, C)
+    folds = cross_validate(source.X_train, source.y_train, C)
     record_and_assert(claim, base, result, {"cv_auc": folds.pooled_auc, "cv_mean_fold_auc": folds.mean_fold_auc})
 
 
 @pytest.mark.parametrize("base, C", params("fresh", CS))
 def test_step2_fresh(base, C, paper, bases, claim):
-    from dd import pipeline
+    from dd.protocol import cv_step, fresh_step, second_base_step
 
-    record_and_assert(claim, base, pipeline.fresh_step(feature_source(base, paper, bases), C))
+    record_and_assert(claim, base, fresh_step(feature_source(base, paper, bases), C))
 
 
-@pytest.mark.parametrize("base, axis", params("axes", data.V4_AXES))
+@pytest.mark.parametrize("base, axis", params("axes", V4_AXES))
 def test_step3_axis(base, axis, paper, bases, claim):
     """Both gates on one v4 axis (binarized at >= 4): CV on step16, transfer to fresh."""
-    from dd import pipeline
+    from dd.protocol import cv_step, fresh_step, second_base_step
 
     source = feature_source(base, paper, bases, axis=axis)
-    cv, fresh = pipeline.cv_step(source, STEP3_C), pipeline.fresh_step(source, STEP3_C)
+    cv, fresh = cv_step(source, STEP3_C), fresh_step(source, STEP3_C)
     verdict = combine(cv=cv.verdict, fresh=fresh.verdict)
     metrics = {"cv_auc": cv.metrics["auc"], "fresh_auc": fresh.metrics["auc"],
                **{f"cv.{k}": v for k, v in cv.metrics.items()}, **{f"fresh.{k}": v for k, v in fresh.metrics.items()}}
@@ -186,9 +187,9 @@ def test_step3_axis(base, axis, paper, bases, claim):
 
 @pytest.mark.parametrize("base, C", params("multilayer", CS))
 def test_step4_multilayer(base, C, paper, bases, claim):
-    from dd import pipeline
+    from dd.protocol import cv_step, fresh_step, second_base_step
 
-    record_and_assert(claim, base, pipeline.fresh_step(feature_source(base, paper, bases, view="last_n_mean"), C))
+    record_and_assert(claim, base, fresh_step(feature_source(base, paper, bases, view="last_n_mean"), C))
 
 
 STEP5_PAIRS = {  # (first base, second base of another family): expected verdict, why
@@ -215,8 +216,8 @@ def step5_params() -> list:
 @pytest.mark.parametrize("base, second, C", step5_params())
 def test_step5_second_base(base, second, C, paper, bases, claim):
     """Steps 1 and 2 replicated on a second base of another family, over the same released pairs."""
-    from dd import pipeline
+    from dd.protocol import cv_step, fresh_step, second_base_step
 
     source = dataclasses.replace(feature_source(base, paper, bases), second=feature_source(second, paper, bases))
-    result = pipeline.second_base_step(source, C)
+    result = second_base_step(source, C)
     record_and_assert(claim, base, result, {"second_base": second})

@@ -10,10 +10,11 @@ import re
 
 import pytest
 
-from dd import data, gates
-from dd.agreement import agree, combine
-from dd.consistency import auc_problems, sweep_point_problems
-from dd.gates import FAIL, PASS, Verdict
+from dd.paper import load_summary
+from dd.protocol import judge_gate, thresholds, gates_version
+from dd.protocol import agree, combine
+from dd.paper import auc_problems, sweep_point_problems
+from dd.protocol import FAIL, PASS, Verdict
 
 STEP2 = "eval/results/v1_full_v2.json"
 SWEEP = "eval/results/disposition_probe_sweep.json"
@@ -34,7 +35,7 @@ def verdict_of(problems: list[str]) -> Verdict:
 
 
 def step2_config(paper, config):
-    evaluation = paper.load(data.load_summary, STEP2)["evaluation"]
+    evaluation = paper.load(load_summary, STEP2)["evaluation"]
     return evaluation, evaluation["configs"][config]
 
 
@@ -73,13 +74,13 @@ def test_step2_summary(config, paper, claim):
 def test_step2_gate(config, paper, claim):
     evaluation, cfg = step2_config(paper, config)
     auc, asym = cfg["auc"], cfg["balanced_pc_0.70"]["asym"]
-    verdict = gates.judge_gate("fresh", auc, asym, n_pos=evaluation["n_fresh_pos"], n_neg=evaluation["n_fresh_neg"])
+    verdict = judge_gate("fresh", auc, asym, n_pos=evaluation["n_fresh_pos"], n_neg=evaluation["n_fresh_neg"])
     claim.record(source="summary", metrics={"auc": auc, "balanced_asym": asym}, verdict=verdict)
     assert verdict.passed, verdict.reasons
 
 
 def sweep_axis(paper, axis):
-    return paper.load(data.load_summary, SWEEP)["axes"][axis]
+    return paper.load(load_summary, SWEEP)["axes"][axis]
 
 
 @pytest.mark.parametrize("axis", [
@@ -103,8 +104,8 @@ def test_step3_axis_summary(axis, paper, claim):
                    paper={"n_dispositions_passing": 0, "n_transfer_below_chance": 3})
 def test_step3_tally(paper, claim):
     """'0 of 4 dispositions pass; 3 of 5 transfer AUCs below 0.5', from the stored per-axis AUCs."""
-    summary = paper.load(data.load_summary, SWEEP)
-    cv_bar, fresh_bar = gates.thresholds("cv")["auc_min"], gates.thresholds("fresh")["auc_min"]
+    summary = paper.load(load_summary, SWEEP)
+    cv_bar, fresh_bar = thresholds("cv")["auc_min"], thresholds("fresh")["auc_min"]
     dispositions = {a: v for a, v in summary["axes"].items() if v["disposition"] != "capability_anchor"}
     measured = {
         "n_dispositions": len(dispositions),
@@ -127,11 +128,11 @@ def test_step3_tally(paper, claim):
 def test_step3_axis_gate(axis, paper, claim):
     """Only AUCs are stored per axis, so the gate holds the AUC bars; asym is not available."""
     ax = sweep_axis(paper, axis)
-    cv_bar, fresh_bar = gates.thresholds("cv")["auc_min"], gates.thresholds("fresh")["auc_min"]
+    cv_bar, fresh_bar = thresholds("cv")["auc_min"], thresholds("fresh")["auc_min"]
     failures = [f"{name} AUC {auc:.4f} < {bar}" for name, auc, bar in
                 (("CV", ax["cv_auc_step16"], cv_bar), ("fresh", ax["transfer_auc_fresh"], fresh_bar)) if auc < bar]
     verdict = Verdict(FAIL if failures else PASS, tuple(failures) or ("both AUC bars cleared",),
-                      {"cv_auc_min": cv_bar, "fresh_auc_min": fresh_bar, "version": gates.version()})
+                      {"cv_auc_min": cv_bar, "fresh_auc_min": fresh_bar, "version": gates_version()})
     claim.record(source="summary", metrics={"cv_auc": ax["cv_auc_step16"], "fresh_auc": ax["transfer_auc_fresh"]},
                  verdict=verdict)
     assert verdict.passed, verdict.reasons
@@ -141,8 +142,8 @@ MULTI_PAPER = {"auc": 0.557, "balanced_asym": -0.130, "auc_gain": 0.04, "asym_ga
 
 
 def multilayer_numbers(paper):
-    multi = paper.load(data.load_summary, MULTILAYER)
-    single = paper.load(data.load_summary, STEP2)["evaluation"]["configs"]["C=0.1"]
+    multi = paper.load(load_summary, MULTILAYER)
+    single = paper.load(load_summary, STEP2)["evaluation"]["configs"]["C=0.1"]
     fresh = multi["configs"]["C=0.1"]["fresh"]
     asym = fresh["balanced_pc_0.70"]["asym"]
     return multi, {"auc": fresh["auc"], "balanced_asym": asym, "auc_gain": fresh["auc"] - single["auc"],
@@ -169,16 +170,16 @@ def test_step4_summary(paper, claim):
 @pytest.mark.xfail(strict=True, reason="paper: pooling the last 4 layers still fails (AUC 0.557, asym -0.130)")
 def test_step4_gate(paper, claim):
     _, measured = multilayer_numbers(paper)
-    verdict = gates.judge_gate("fresh", measured["auc"], measured["balanced_asym"], n_pos=55, n_neg=138)
+    verdict = judge_gate("fresh", measured["auc"], measured["balanced_asym"], n_pos=55, n_neg=138)
     claim.record(source="summary", metrics=measured, verdict=verdict)
     assert verdict.passed, verdict.reasons
 
 
 def authors_bars(paper) -> dict[str, dict[str, float]]:
     """The bars the authors' scripts stored beside their results, read from the files."""
-    criterion = paper.load(data.load_summary, SWEEP)["gate"]["criterion"]
+    criterion = paper.load(load_summary, SWEEP)["gate"]["criterion"]
     cv, transfer = (float(x) for x in re.search(r"cv_auc>=([\d.]+).*transfer_auc>=([\d.]+)", criterion).groups())
-    multi = paper.load(data.load_summary, MULTILAYER)["bar"]
+    multi = paper.load(load_summary, MULTILAYER)["bar"]
     return {SWEEP: {"cv_auc_min": cv, "fresh_auc_min": transfer},
             MULTILAYER: {"fresh_auc_min": multi["auc_min"], "fresh_asym_max": multi["asym_max"]}}
 
@@ -187,9 +188,9 @@ def authors_bars(paper) -> dict[str, dict[str, float]]:
 @pytest.mark.xfail(strict=True, reason="the authors' scripts used other bars than the paper's gates "
                                        "(fresh AUC >= 0.60 in the sweep and multilayer scripts, not 0.63)")
 def test_authors_bars_match_preregistered(paper, claim):
-    preregistered = {"cv_auc_min": gates.thresholds("cv")["auc_min"],
-                     "fresh_auc_min": gates.thresholds("fresh")["auc_min"],
-                     "fresh_asym_max": gates.thresholds("fresh")["asym_max"]}
+    preregistered = {"cv_auc_min": thresholds("cv")["auc_min"],
+                     "fresh_auc_min": thresholds("fresh")["auc_min"],
+                     "fresh_asym_max": thresholds("fresh")["asym_max"]}
     bars = authors_bars(paper)
     differences = [f"{src}: {key} {value} vs pre-registered {preregistered[key]}"
                    for src, stored in bars.items() for key, value in stored.items() if value != preregistered[key]]

@@ -3,9 +3,10 @@
 import numpy as np
 import pytest
 
-from dd import data, stats
-from dd.agreement import agree, combine
-from dd.gates import FAIL, PASS, Verdict
+from dd.paper import load_fresh_gold, load_judged, load_smollm_split, load_summary
+from dd.protocol import balanced_asymmetry, fit_predict, permutation_null, roc_auc
+from dd.protocol import agree, combine
+from dd.protocol import FAIL, PASS, Verdict
 
 TABLE5 = {
     "gemma4-e2b": {"pos_rate_step16": 0.58, "pos_rate_fresh": 0.285, "best_auc": 0.516, "best_asym": -0.043},
@@ -23,17 +24,17 @@ def best_of(configs: dict[str, tuple[float, float]]) -> dict:
 
 def table5_column(paper, base):
     if base == "gemma4-e2b":
-        step16 = paper.load(data.load_judged, "step16")
-        fresh = paper.load(data.load_fresh_gold, "gemma4-e2b").labels.y
-        stored = paper.load(data.load_summary, "eval/results/v1_full_v2.json")["evaluation"]["configs"]
+        step16 = paper.load(load_judged, "step16")
+        fresh = paper.load(load_fresh_gold, "gemma4-e2b").labels.y
+        stored = paper.load(load_summary, "eval/results/v1_full_v2.json")["evaluation"]["configs"]
         configs = {c: (v["auc"], v["balanced_pc_0.70"]["asym"]) for c, v in stored.items()}
         return "summary", {"pos_rate_step16": float(step16.correct.mean()), "pos_rate_fresh": float(fresh.mean()),
                            **best_of(configs)}
-    split = paper.load(data.load_smollm_split)
+    split = paper.load(load_smollm_split)
     configs = {}
     for C in (1.0, 0.1):
-        p = stats.fit_predict(split.train.X, split.y_train, split.fresh.X, C)
-        configs[f"C={C}"] = (stats.roc_auc(split.y_fresh, p), stats.balanced_asymmetry(split.y_fresh, p).asym)
+        p = fit_predict(split.train.X, split.y_train, split.fresh.X, C)
+        configs[f"C={C}"] = (roc_auc(split.y_fresh, p), balanced_asymmetry(split.y_fresh, p).asym)
     return "recomputed", {"pos_rate_step16": float(split.y_train.mean()), "pos_rate_fresh": float(split.y_fresh.mean()),
                           **best_of(configs)}
 
@@ -77,15 +78,15 @@ def test_fig3_no_separation(paper, claim):
     """
     from sklearn.decomposition import PCA
 
-    split = paper.load(data.load_smollm_split)
+    split = paper.load(load_smollm_split)
     X, y = split.fresh.X, split.y_fresh
     pcs = PCA(n_components=2, random_state=0).fit_transform(X)
 
     def centroid_gap(labels):
         return float(np.linalg.norm(pcs[labels == 1].mean(0) - pcs[labels == 0].mean(0)))
 
-    null = stats.permutation_null(y, centroid_gap, lambda v: False, greater_is_extreme=True, n_permutations=2000)
-    pc_aucs = [stats.roc_auc(y, pcs[:, i]) for i in range(2)]
+    null = permutation_null(y, centroid_gap, lambda v: False, greater_is_extreme=True, n_permutations=2000)
+    pc_aucs = [roc_auc(y, pcs[:, i]) for i in range(2)]
     measured = {"n_pos": int(y.sum()), "n_neg": int((y == 0).sum()), "centroid_gap": null.observed,
                 "centroid_gap_p": null.p_value, "pc1_auc": pc_aucs[0], "pc2_auc": pc_aucs[1]}
     separated = null.p_value <= 0.05

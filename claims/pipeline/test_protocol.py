@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from dd import data, feature_dirs, pipeline
-from dd.plugin import settings_of
+from dd.paper import content_hash, load_judged, load_smollm_split
+from dd.lm import expected_verdicts, load_feature_dir
+from dd.protocol import FeatureSource, axes_step, cv_step, fresh_step, pooled_step, second_base_step
+from dd.pytest.plugin import settings_of
 
 CLAIMS = {"cv": "pipeline.step1.cv", "fresh": "pipeline.step2.fresh", "axes": "pipeline.step3.axes",
           "pooled": "pipeline.step4.pooled", "second-base": "pipeline.step5.second_base"}
@@ -42,8 +44,8 @@ FEATURE_SKIPS = {
     "second-base": ("second", "{name} has no second base; add DIR/second/ with its own train.npz and fresh.npz "
                               "for step 5"),
 }
-STEP_FUNCTIONS = {"cv": pipeline.cv_step, "fresh": pipeline.fresh_step, "axes": pipeline.axes_step,
-                  "pooled": pipeline.pooled_step, "second-base": pipeline.second_base_step}
+STEP_FUNCTIONS = {"cv": cv_step, "fresh": fresh_step, "axes": axes_step,
+                  "pooled": pooled_step, "second-base": second_base_step}
 
 
 @dataclass(frozen=True)
@@ -89,7 +91,7 @@ def _params(config: pytest.Config, step: str) -> list:
     root = settings_of(config).features
     if root is not None:
         name = f"features:{Path(root).resolve().name}"
-        spec = SourceSpec("features", 1.0, feature_dirs.expected_verdicts(root)[step], Path(root))
+        spec = SourceSpec("features", 1.0, expected_verdicts(root)[step], Path(root))
         mark = pytest.mark.claim(CLAIMS[step], base=name, operator="sidecar-logreg-C1.0", step=step)
         params.append(pytest.param(spec, id=name.replace(":", "-"), marks=mark))
     for C, quoted in SMOLLM_PAPER.items():
@@ -108,12 +110,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 @pytest.fixture(scope="module")
-def smollm_source(paper) -> pipeline.FeatureSource:
+def smollm_source(paper) -> FeatureSource:
     """The released SmolLM2-1.7B split, with prompt hashes for the split ledger."""
-    split = paper.load(data.load_smollm_split)
-    hashes = {w: tuple(data.content_hash([p]) for p in paper.load(data.load_judged, w).responses.prompt_set.prompts)
+    split = paper.load(load_smollm_split)
+    hashes = {w: tuple(content_hash([p]) for p in paper.load(load_judged, w).responses.prompt_set.prompts)
               for w in ("step16", "fresh")}
-    return pipeline.FeatureSource(SMOLLM, split.train.X, split.y_train, split.fresh.X, split.y_fresh,
+    return FeatureSource(SMOLLM, split.train.X, split.y_train, split.fresh.X, split.y_fresh,
                                   hashes_train=hashes["step16"], hashes_fresh=hashes["fresh"])
 
 
@@ -123,7 +125,7 @@ def _run(step: str, spec: SourceSpec, request: pytest.FixtureRequest, claim) -> 
             pytest.skip(SMOLLM_SKIPS[step])
         source = request.getfixturevalue("smollm_source")
     else:
-        source = feature_dirs.load_feature_dir(spec.root)
+        source = load_feature_dir(spec.root)
         if step in FEATURE_SKIPS and not getattr(source, FEATURE_SKIPS[step][0]):
             pytest.skip(FEATURE_SKIPS[step][1].format(name=source.name))
     estimator = None

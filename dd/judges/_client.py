@@ -21,9 +21,9 @@ import numpy as np
 import openai
 from tqdm.auto import tqdm
 
-from dd.artifacts import ArtifactStore
-from dd.data import V4_AXES as DATA_AXES
-from dd.data import JudgedSet, load_judged
+from dd.paper import ArtifactStore
+from dd.paper import V4_AXES as DATA_AXES
+from dd.paper import JudgedSet, load_judged
 from dd.judges._cache import CacheKey, JudgeCache, schema_sha256
 from dd.judges._protocol import (
     Judge,
@@ -424,7 +424,7 @@ def judge_label_set(
 ) -> JudgeLabelSet:
     """Labels for the paper's step16 or fresh responses from the judge layer, as a `JudgedSet`.
 
-    The prompts and responses are read from the released file (`dd.data.load_judged`); only the
+    The prompts and responses are read from the released file (`dd.paper.load_judged`); only the
     labels are recomputed, by the named judges ('v4', 'verbal', 'checklist') against `config`'s
     endpoint (or the cache). Arc 3 claims can take this instead of the file's own labels.
     """

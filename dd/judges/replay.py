@@ -28,8 +28,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from dd.artifacts import ArtifactStore
-from dd.data import FRESH, STEP16
+from dd.paper import ArtifactStore
+from dd.paper import FRESH, STEP16
 from dd.judges._client import JudgeConfig, JudgeRun, run_judge
 from dd.judges._protocol import V4_AXES, JudgeItem, messages_hash
 from dd.judges._rubrics import (

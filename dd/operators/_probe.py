@@ -12,7 +12,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
-from dd.stats import check_binary, check_finite, make_probe
+from dd.protocol import check_binary, check_finite, make_probe
 
 
 class SidecarProbe(ClassifierMixin, BaseEstimator):

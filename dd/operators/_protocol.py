@@ -12,10 +12,10 @@ from __future__ import annotations
 from dataclasses import asdict, is_dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol, Self, runtime_checkable
 
-from dd.cache import canonical_json
+from dd.core import canonical_json
 
 if TYPE_CHECKING:
-    from dd.models import LoadedBase
+    from dd.lm import LoadedBase
 
 OperatorKind = Literal["identity", "hook", "adapter", "prompt", "readout"]
 

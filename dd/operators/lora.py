@@ -19,13 +19,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Self
 
-from dd.cache import sha256_json
+from dd.core import sha256_json
 from dd.operators._protocol import KeyMixin
 from dd.operators._registry import register_operator
 from dd.operators._sites import model_of
 
 if TYPE_CHECKING:
-    from dd.models import LoadedBase
+    from dd.lm import LoadedBase
 
 Target = Literal["attention", "all-linear"]
 ATTENTION_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj")
@@ -199,7 +199,7 @@ class Lora(KeyMixin):
 
 def _encode(tokenizer: Any, prompt: str, response: str, max_length: int) -> tuple[list[int], int]:
     """Token ids of the rendered pair and the index of its first response token."""
-    from dd.features import render_pair
+    from dd.lm import render_pair
 
     r = render_pair(tokenizer, prompt, response, max_length=max_length)
     return list(r.ids), r.response_start

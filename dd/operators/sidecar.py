@@ -15,7 +15,7 @@ from dd.operators._protocol import KeyMixin
 from dd.operators._registry import register_operator
 
 if TYPE_CHECKING:
-    from dd.features import FeatureSet
+    from dd.lm import FeatureSet
     from dd.operators._probe import SidecarProbe
 
 Pooling = Literal["last", "last4-mean"]

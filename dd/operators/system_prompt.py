@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from dd.generate import PLAIN_PROMPT, _template_kwargs, uses_chat_template
+from dd.lm import PLAIN_PROMPT, uses_chat_template
+from dd.lm._generate import _template_kwargs
 from dd.operators._protocol import KeyMixin
 from dd.operators._registry import register_operator
 
@@ -59,7 +60,7 @@ class SystemPrompt(KeyMixin):
         return [{"role": "user", "content": self.spec.text + self.spec.separator + prompt}]
 
     def render(self, tokenizer: Any, prompt: str, *, chat: bool = True, enable_thinking: bool | None = None) -> list[int]:
-        """Token ids up to the generation prompt, like ``dd.generate.render_prompt``."""
+        """Token ids up to the generation prompt, like ``dd.lm.render_prompt``."""
         if uses_chat_template(tokenizer, chat):
             text = tokenizer.apply_chat_template(
                 self.messages(prompt, tokenizer),

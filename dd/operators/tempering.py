@@ -16,7 +16,7 @@ from dd.operators._registry import register_operator
 from dd.operators._sites import Site, model_of, projection_sites
 
 if TYPE_CHECKING:
-    from dd.models import LoadedBase
+    from dd.lm import LoadedBase
 
 
 @dataclass(frozen=True)

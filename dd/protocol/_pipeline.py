@@ -21,8 +21,9 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from scipy.stats import ks_2samp
 
-from dd import gates, stats
-from dd.gates import FAIL, INCONCLUSIVE, PASS, Verdict
+from dd.protocol import _gates as gates
+from dd.protocol import _stats as stats
+from dd.protocol._verdict import FAIL, INCONCLUSIVE, PASS, Verdict
 
 SURFACE_AUC_BAR = 0.75  # features (or the fact itself) "predict well" at this AUC
 SHIFT_P = 0.01  # KS p-value below which a surface fact is distributed differently in fresh

@@ -10,25 +10,29 @@ from __future__ import annotations
 
 import pytest
 
-from dd import options, report
-from dd._session import ENTRY_KEY, FIGURE_KEY, STATIC_KEY, DDSession
-from dd.gates import Verdict
+from dd.pytest import _report as report
+from dd.core import FLAGS, OPTIONS, Settings, resolve_settings
+from dd.pytest._session import ENTRY_KEY, FIGURE_KEY, STATIC_KEY, DDSession
+from dd.protocol import Verdict
 
-SETTINGS_KEY = pytest.StashKey[options.Settings]()
+# the fixtures every project gets with the plugin
+pytest_plugins = ["dd.fixtures.artifacts", "dd.fixtures.bases"]
+
+SETTINGS_KEY = pytest.StashKey[Settings]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("dd", "falsification suite (dd)")
-    for dest, (flag, env, help_text) in options.OPTIONS.items():
+    for dest, (flag, env, help_text) in OPTIONS.items():
         action = "append" if dest == "dd_model" else "store"
         group.addoption(flag, dest=dest, action=action, default=None, help=f"{help_text} [env {env}]")
-    for dest, (flag, env, help_text) in options.FLAGS.items():
+    for dest, (flag, env, help_text) in FLAGS.items():
         group.addoption(flag, dest=dest, action="store_true", default=False, help=f"{help_text} [env {env}=1]")
 
 
 def pytest_configure(config: pytest.Config) -> None:
     try:
-        settings = options.resolve(config.getoption)
+        settings = resolve_settings(config.getoption)
     except ValueError as err:
         raise pytest.UsageError(str(err)) from err
     config.stash[SETTINGS_KEY] = settings
@@ -47,7 +51,7 @@ def _worker_count(config: pytest.Config) -> int:
     return n if isinstance(n, int) else 2  # 'auto' / 'logical'
 
 
-def settings_of(config: pytest.Config) -> options.Settings:
+def settings_of(config: pytest.Config) -> Settings:
     return config.stash[SETTINGS_KEY]
 
 
@@ -130,7 +134,7 @@ def claim(request: pytest.FixtureRequest) -> ClaimRecorder:
 
 
 @pytest.fixture(scope="session")
-def dd_settings(request: pytest.FixtureRequest) -> options.Settings:
+def dd_settings(request: pytest.FixtureRequest) -> Settings:
     return settings_of(request.config)
 
 

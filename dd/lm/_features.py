@@ -22,11 +22,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dd.cache import Cache, CacheKey, model_run_key, sha256_json
-from dd.generate import PLAIN_PAIR, _batches, _progress, _template_kwargs, left_pad, uses_chat_template
+from dd.core import Cache, CacheKey, model_run_key, sha256_json
+from dd.lm._generate import PLAIN_PAIR, _batches, _progress, _template_kwargs, left_pad, uses_chat_template
 
 if TYPE_CHECKING:
-    from dd.models import LazyBase, LoadedBase
+    from dd.lm._models import LazyBase, LoadedBase
 
 
 @dataclass(frozen=True)

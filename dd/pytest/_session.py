@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from dd import options, report
+from dd.pytest import _report as report
+from dd.core import Settings
 
 STATIC_KEY = "dd_claim"
 ENTRY_KEY = "dd_entry"
@@ -47,7 +48,7 @@ def _last_line(rep: pytest.TestReport) -> str:
 class DDSession:
     """Settings, the entries collected so far (by nodeid) and figure payloads."""
 
-    settings: options.Settings
+    settings: Settings
     entries: dict[str, dict] = field(default_factory=dict)
     figures: dict[str, dict] = field(default_factory=dict)
 
@@ -80,7 +81,7 @@ class DDSession:
         if self.settings.report:
             report.write(self.settings.report, entries)
         if self.settings.figures and self.figures:
-            from dd import figures
+            from dd.pytest import _figures as figures
 
             figures.write_all(self.settings.figures, entries, self.figures)
 

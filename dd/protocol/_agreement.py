@@ -7,7 +7,7 @@ and its own data is loud, never quietly resolved.
 
 from __future__ import annotations
 
-from dd.gates import FAIL, INCONCLUSIVE, PASS, Verdict
+from dd.protocol._verdict import FAIL, INCONCLUSIVE, PASS, Verdict
 
 
 def agree(measured: dict, paper: dict, tol: float | dict[str, float] = 0.0) -> Verdict:

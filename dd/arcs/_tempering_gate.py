@@ -12,12 +12,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from dd import gates
+from dd.protocol import FAIL, INCONCLUSIVE, PASS, tempering_bars
 
 if TYPE_CHECKING:
-    from dd.arms import Sweep
-    from dd.disposition import DispositionComparison
-    from dd.truncation import ArmComparison
+    from dd.arcs._arms import Sweep
+    from dd.arcs._disposition import DispositionComparison
+    from dd.protocol import ArmComparison
 
 CLEAN, DAMAGED, NOT_MOVED, UNDECIDED = "clean_positive", "content_damaged", "disposition_not_moved", "undecided"
 
@@ -44,7 +44,7 @@ def judge_lambda(lam: float, *, ppl_rise: float, humaneval: ArmComparison | None
         n_tests: disposition tests in the sweep (lambdas x axes), for the Bonferroni correction.
         bars: defaults to ``gates.toml``'s ``[tempering]``.
     """
-    bars = gates.tempering_bars() if bars is None else bars
+    bars = tempering_bars() if bars is None else bars
     damaged: list[str] = []
     undecided: list[str] = []
     if ppl_rise > bars["max_ppl_rise"]:
@@ -78,16 +78,16 @@ def sweep_verdict(verdicts: Sequence[LambdaVerdict]) -> str:
     """pass with any clean positive; else inconclusive while any lambda is undecided; else fail."""
     outcomes = {v.outcome for v in verdicts}
     if CLEAN in outcomes:
-        return gates.PASS
-    return gates.INCONCLUSIVE if UNDECIDED in outcomes else gates.FAIL
+        return PASS
+    return INCONCLUSIVE if UNDECIDED in outcomes else FAIL
 
 
 def sweep_verdicts(sweep: Sweep, bars: Mapping[str, float] | None = None) -> list[tuple[LambdaVerdict, DispositionComparison | None]]:
     """Each lambda below 1 against the untouched base, with its disposition comparison (if judged)."""
-    from dd.disposition import DISPOSITION_AXES, compare_dispositions
-    from dd.truncation import compare_arms
+    from dd.arcs._disposition import DISPOSITION_AXES, compare_dispositions
+    from dd.protocol import compare_arms
 
-    bars = gates.tempering_bars() if bars is None else bars
+    bars = tempering_bars() if bars is None else bars
     base = sweep.base
     tempered = [p for p in sweep.points if p.lam != 1.0]
     n_tests = len(tempered) * len(DISPOSITION_AXES)

@@ -10,7 +10,7 @@ import argparse
 import datetime as _dt
 import sys
 
-from dd.cache import Cache
+from dd.core import Cache
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:

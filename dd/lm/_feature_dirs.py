@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from dd.gates import FAIL, INCONCLUSIVE, PASS
-from dd.pipeline import FeatureSource
+from dd.protocol import FAIL, INCONCLUSIVE, PASS
+from dd.protocol import FeatureSource
 
 STEPS = ("cv", "fresh", "axes", "pooled", "second-base")
 

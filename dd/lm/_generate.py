@@ -12,10 +12,10 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from dd.cache import Cache, CacheKey, model_run_key, sha256_json
+from dd.core import Cache, CacheKey, model_run_key, sha256_json
 
 if TYPE_CHECKING:
-    from dd.models import LazyBase, LoadedBase
+    from dd.lm._models import LazyBase, LoadedBase
 
 FinishReason = Literal["eos", "length"]
 

@@ -7,20 +7,21 @@ import sys
 import threading
 from pathlib import Path
 
-from dd import _cache_cli, artifacts
+from dd.cli import _cache as _cache_cli
+from dd.paper import ArtifactCorrupt, ArtifactStore, fetch, load_manifest, locate
 
 
 def _artifacts_fetch(args) -> int:
-    dest = artifacts.locate(args.dest)
-    fetched = artifacts.fetch(dest, base_url=args.base_url)
-    manifest = artifacts.load_manifest()
+    dest = locate(args.dest)
+    fetched = fetch(dest, base_url=args.base_url)
+    manifest = load_manifest()
     print(f"{len(fetched)} file(s) fetched, {len(manifest.files)} verified in {dest} "
           f"({manifest.repository} at {manifest.commit[:12]})")
     return 0
 
 
 def _artifacts_verify(args) -> int:
-    store = artifacts.ArtifactStore(artifacts.locate(args.dir))
+    store = ArtifactStore(locate(args.dir))
     status = store.status()
     for path, state in status.items():
         print(f"{'ok' if state == 'ok' else 'MISSING' if state == 'missing' else 'CORRUPT'}  {path}"
@@ -34,7 +35,7 @@ def _judge_replay(args) -> int:
     """Serve the paper's released labels as an OpenAI-compatible judge until interrupted."""
     from dd.judges.replay import ReplayServer, paper_recordings
 
-    store = artifacts.ArtifactStore(artifacts.locate(args.dir))
+    store = ArtifactStore(locate(args.dir))
     with ReplayServer(paper_recordings(store), port=args.port) as server:
         print(f"replaying the paper's judge labels at {server.url} (Ctrl-C to stop)", flush=True)
         try:
@@ -68,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
-    except (artifacts.ArtifactCorrupt, OSError) as err:
+    except (ArtifactCorrupt, OSError) as err:
         print(f"dd: {err}", file=sys.stderr)
         return 1
 

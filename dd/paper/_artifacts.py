@@ -57,7 +57,7 @@ class Manifest:
 
 def load_manifest() -> Manifest:
     """Read the manifest shipped inside the package."""
-    raw = json.loads(resources.files("dd").joinpath("artifacts_manifest.json").read_text())
+    raw = json.loads(resources.files("dd.paper").joinpath("artifacts_manifest.json").read_text())
     files = tuple(ManifestEntry(f["path"], f["sha256"], f["size"]) for f in raw["files"])
     return Manifest(raw["repository"], raw["commit"], raw["raw_url"], files)
 

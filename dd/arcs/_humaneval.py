@@ -2,7 +2,7 @@
 
 Scoring executes model-written code, so :func:`evaluate` refuses unless the caller opted in
 explicitly (the plugin's ``--dd-allow-code-exec``), and then runs every program through
-:mod:`dd.sandbox`.
+:mod:`dd.arcs`.
 """
 
 import functools
@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from dd.sandbox import Limits, Status, run_programs
+from dd.arcs._sandbox import Limits, Status, run_programs
 
 INSTRUCTION = (
     "Complete the following Python function. Reply with the complete function, including its "

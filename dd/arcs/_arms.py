@@ -25,15 +25,23 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dd import humaneval, truncation
-from dd.cache import Cache, model_run_key, sha256_json
-from dd.generate import Generation, GenerationConfig, cached_generate, generation_key
+from dd.arcs import _humaneval as humaneval
+from dd.protocol import (
+    ArmComparison,
+    ArmStats,
+    BudgetSensitivity,
+    arm_stats,
+    budget_sensitivity,
+    compare_arms,
+)
+from dd.core import Cache, model_run_key, sha256_json
+from dd.lm import Generation, GenerationConfig, cached_generate, generation_key
 
 if TYPE_CHECKING:
-    from dd.attribution import HeadInputs
-    from dd.disposition import JudgedArm
+    from dd.arcs._attribution import HeadInputs
+    from dd.arcs._disposition import JudgedArm
     from dd.judges import JudgeCache, JudgeConfig
-    from dd.models import LazyBase, LoadedBase
+    from dd.lm import LazyBase, LoadedBase
 
 
 def operator_key(operator: Any | None) -> str:
@@ -76,7 +84,7 @@ class HumanEvalArm:
     name: str
     n_predict: int
     passed: tuple[float, ...]
-    stats: truncation.ArmStats
+    stats: ArmStats
     statuses: tuple[str, ...] = field(default=())
 
     @property
@@ -112,7 +120,7 @@ def run_humaneval_arm(base: LazyBase | LoadedBase, problems: Sequence[humaneval.
     gens = arm_generations(base, humaneval_prompts(problems), config, cache, operator)
     results = humaneval.evaluate(problems, {p.task_id: g.text for p, g in zip(problems, gens, strict=True)},
                                  allow_code_exec=True, timeout_s=timeout_s, workers=workers)
-    stats = truncation.arm_stats(name, [g.finish_reason for g in gens], [len(g.token_ids) for g in gens])
+    stats = arm_stats(name, [g.finish_reason for g in gens], [len(g.token_ids) for g in gens])
     return HumanEvalArm(name, n_predict, tuple(float(r.passed) for r in results), stats,
                         tuple(r.status for r in results))
 
@@ -121,8 +129,8 @@ def run_humaneval_arm(base: LazyBase | LoadedBase, problems: Sequence[humaneval.
 class BudgetComparison:
     """Base vs operator at several budgets: the per-budget comparison and the sign check."""
 
-    per_budget: dict[int, truncation.ArmComparison]
-    sensitivity: truncation.BudgetSensitivity
+    per_budget: dict[int, ArmComparison]
+    sensitivity: BudgetSensitivity
 
     def metrics(self, base: Mapping[int, HumanEvalArm], op: Mapping[int, HumanEvalArm]) -> dict[str, Any]:
         """Flat report metrics: each arm's numbers, delta and verdict per budget, and sign stability."""
@@ -143,8 +151,8 @@ class BudgetComparison:
 def compare_budgets(base: Mapping[int, HumanEvalArm], op: Mapping[int, HumanEvalArm]) -> BudgetComparison:
     """``compare_arms`` at every budget both arms ran, then whether the delta's sign survives."""
     budgets = sorted(set(base) & set(op))
-    per = {b: truncation.compare_arms(base[b].stats, op[b].stats, base[b].passed, op[b].passed) for b in budgets}
-    return BudgetComparison(per, truncation.budget_sensitivity({b: c.delta for b, c in per.items()}))
+    per = {b: compare_arms(base[b].stats, op[b].stats, base[b].passed, op[b].passed) for b in budgets}
+    return BudgetComparison(per, budget_sensitivity({b: c.delta for b, c in per.items()}))
 
 
 def perplexity(base: LoadedBase, pairs: Sequence[tuple[str, str]], *, batch_size: int = 1,
@@ -153,13 +161,14 @@ def perplexity(base: LoadedBase, pairs: Sequence[tuple[str, str]], *, batch_size
 
     A fixed reference text measures what an edit does to the base's content model without a judge
     or code execution: if tempering only changed disposition, this would not move. Rows are
-    left-padded with explicit position ids (as in ``dd.generate``), so batching does not change it.
+    left-padded with explicit position ids (as in ``dd.lm``), so batching does not change it.
     Hooks already on the model (a tempering handle) act.
     """
     import torch
 
-    from dd.features import render_pair
-    from dd.generate import _batches, left_pad
+    from dd.lm import render_pair
+    from dd.lm import left_pad
+    from dd.lm._generate import _batches
 
     rendered = [render_pair(base.tokenizer, p, r, max_length=max_length) for p, r in pairs]
     nll, count = 0.0, 0
@@ -186,7 +195,7 @@ def perplexity(base: LoadedBase, pairs: Sequence[tuple[str, str]], *, batch_size
 def cached_head_inputs(base: LazyBase | LoadedBase, pairs: Sequence[tuple[str, str]], cache: Cache, *,
                        last_n_tokens: int = 32) -> HeadInputs:
     """``collect_head_inputs`` through the cache (npz), so attribution re-runs load no model."""
-    from dd.attribution import HeadInputs, HeadSite, collect_head_inputs
+    from dd.arcs._attribution import HeadInputs, HeadSite, collect_head_inputs
 
     key = model_run_key("head_inputs", base.identity(), {"attr.last_n_tokens": last_n_tokens, "attr.kinds": "attention"},
                         {"pairs_sha256": sha256_json([list(p) for p in pairs])}, n_items=len(pairs), operator="frozen")
@@ -276,7 +285,7 @@ def tempering_sweep(base: LazyBase | LoadedBase, heads: Sequence[tuple[int, int]
                                  workers=workers) if code else None)
         judged = None
         if disposition is not None and lam != 1.0:
-            from dd.disposition import judge_arm
+            from dd.arcs._disposition import judge_arm
 
             config = GenerationConfig(n_predict=disposition.n_predict)
             gens = arm_generations(loaded, disposition.prompts, config, cache, op)

@@ -24,7 +24,7 @@ import numpy as np
 from dd.operators._sites import SiteKind, projection_sites, text_decoder
 
 if TYPE_CHECKING:
-    from dd.models import LoadedBase
+    from dd.lm import LoadedBase
 
 
 @dataclass(frozen=True)
@@ -102,8 +102,9 @@ def collect_head_inputs(
     """
     import torch
 
-    from dd.features import render_pair
-    from dd.generate import _batches, left_pad
+    from dd.lm import render_pair
+    from dd.lm import left_pad
+    from dd.lm._generate import _batches
 
     sites = [s for s in projection_sites(base.model).values() if s.kind in kinds]
     decoder = text_decoder(base.model)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dd import gates
+from dd.protocol import thresholds
 
 
 def _pyplot():
@@ -54,8 +54,8 @@ def auc_collapse(path: Path, entries: list[dict]) -> bool:
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for label, cv, fresh in series:
         ax.plot([0, 1], [cv, fresh], marker="o", label=label)
-    ax.axhline(gates.thresholds("cv")["auc_min"], color="grey", ls="--", lw=1, label="CV gate")
-    ax.axhline(gates.thresholds("fresh")["auc_min"], color="black", ls=":", lw=1, label="fresh gate")
+    ax.axhline(thresholds("cv")["auc_min"], color="grey", ls="--", lw=1, label="CV gate")
+    ax.axhline(thresholds("fresh")["auc_min"], color="black", ls=":", lw=1, label="fresh gate")
     ax.axhline(0.5, color="red", lw=0.5)
     ax.set_xticks([0, 1], ["within-distribution CV", "fresh transfer"])
     ax.set_ylabel("AUC")

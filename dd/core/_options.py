@@ -62,7 +62,7 @@ class Settings:
         return self.cache or Path(os.path.expanduser("~")) / ".cache" / "dd"
 
 
-def resolve(getoption) -> Settings:
+def resolve_settings(getoption) -> Settings:
     """Settings from `getoption(dest)` (a command line), falling back to the environment."""
 
     def value(dest):

@@ -9,20 +9,19 @@ bar often (the SmolLM fresh set, 9 positives of 193, is the case this exists for
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 
-PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
+from dd.protocol._verdict import FAIL, INCONCLUSIVE, PASS, Verdict
 
 
 @cache
 def registry() -> dict:
     """The parsed gates file."""
-    return tomllib.loads(resources.files("dd").joinpath("gates.toml").read_text())
+    return tomllib.loads(resources.files("dd.protocol").joinpath("gates.toml").read_text())
 
 
-def version() -> str:
+def gates_version() -> str:
     return registry()["version"]
 
 
@@ -41,17 +40,6 @@ def truncation_bounds() -> dict[str, float]:
 
 def tempering_bars() -> dict[str, float]:
     return dict(registry()["tempering"])
-
-
-@dataclass(frozen=True)
-class Verdict:
-    verdict: str
-    reasons: tuple[str, ...]
-    gate: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def passed(self) -> bool:
-        return self.verdict == PASS
 
 
 def judge_gate(
@@ -75,7 +63,7 @@ def judge_gate(
         auc_lower: the bootstrap lower bound; when given (strict mode) the AUC bar applies to it.
     """
     bars = thresholds(name)
-    gate = {"name": name, "version": version(), **bars}
+    gate = {"name": name, "version": gates_version(), **bars}
     failures: list[str] = []
     doubts: list[str] = []
     auc_used = auc if auc_lower is None else auc_lower

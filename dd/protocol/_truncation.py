@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from dd import gates
+from dd.protocol import _gates as gates
 
 FinishReason = Literal["length", "eos"]
 Verdict = Literal["comparable", "truncation_artifact"]

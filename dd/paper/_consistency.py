@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dd.stats import BALANCE_MIN_P_ASSERT_CORRECT, SWEEP, auc_is_integral
+from dd.protocol import BALANCE_MIN_P_ASSERT_CORRECT, SWEEP, auc_is_integral
 
 
 def _whole(p: float, n: int) -> bool:

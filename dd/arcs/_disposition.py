@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dd import truncation
-from dd.generate import Generation
+from dd.protocol import ArmComparison, ArmStats, arm_stats, compare_arms
+from dd.lm import Generation
 from dd.judges import (
     V4_AXES,
     JudgeCache,
@@ -50,7 +50,7 @@ class JudgedArm:
     name: str
     run: JudgeRun
     high: Mapping[str, np.ndarray]
-    stats: truncation.ArmStats
+    stats: ArmStats
 
     def rates(self) -> dict[str, float]:
         return {axis: float(v.mean()) for axis, v in self.high.items()}
@@ -70,7 +70,7 @@ def judge_arm(name: str, generations: Sequence[Generation], config: JudgeConfig,
         raise JudgingFailed(f"arm {name!r}: the judge failed on {len(run.errors)} of {len(items)} items ({shown}); "
                             "a failed label is never filled with a default, so this arm has no disposition")
     high = {axis: np.array([out.binary(axis) for out in run.outcomes], dtype=np.int8) for axis in V4_AXES}
-    stats = truncation.arm_stats(name, [g.finish_reason for g in generations], [len(g.token_ids) for g in generations])
+    stats = arm_stats(name, [g.finish_reason for g in generations], [len(g.token_ids) for g in generations])
     return JudgedArm(name, run, high, stats)
 
 
@@ -127,7 +127,7 @@ class DispositionComparison:
 
     shifts: Mapping[str, Shift]
     content: Shift
-    truncation: truncation.ArmComparison
+    truncation: ArmComparison
     judging: Mapping[str, object]
 
     def metrics(self) -> dict[str, float | str]:
@@ -156,5 +156,5 @@ def compare_dispositions(base: JudgedArm, op: JudgedArm, *, axes: Sequence[str] 
               for axis in axes}
     content = paired_shift(CONTENT_AXIS, base.high[CONTENT_AXIS], op.high[CONTENT_AXIS], n_permutations=n_permutations)
     # only the truncation verdict is used here; the scores just size-check the arms
-    trunc = truncation.compare_arms(base.stats, op.stats, base.high[axes[0]], op.high[axes[0]])
+    trunc = compare_arms(base.stats, op.stats, base.high[axes[0]], op.high[axes[0]])
     return DispositionComparison(shifts, content, trunc, judging)

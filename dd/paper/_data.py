@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from dd.artifacts import ArtifactStore
+from dd.paper._artifacts import ArtifactStore
 
 V4_AXES = (
     "factual_accuracy",

@@ -1,0 +1,67 @@
+"""The paper's released artifacts: the pinned manifest, locating, verifying and fetching them,
+loaders that turn them into typed values with provenance, and checks of stored summaries.
+"""
+
+from __future__ import annotations
+
+from dd.paper._artifacts import (
+    ArtifactCorrupt,
+    ArtifactMissing,
+    ArtifactStore,
+    fetch,
+    how_to_get,
+    load_manifest,
+    locate,
+)
+from dd.paper._consistency import (
+    auc_problems,
+    sweep_point_problems,
+)
+from dd.paper._data import (
+    CORRECT_COVERAGE,
+    FRESH,
+    JudgedSet,
+    PHASE0_SUMMARY,
+    STEP16,
+    V4_AXES,
+    content_hash,
+    load_attribution,
+    load_fresh_gold,
+    load_humaneval_flags,
+    load_judged,
+    load_mcas_scores,
+    load_profile,
+    load_samples,
+    load_smollm_split,
+    load_summary,
+    profile_from_judged,
+)
+
+__all__ = [
+    "ArtifactCorrupt",
+    "ArtifactMissing",
+    "ArtifactStore",
+    "CORRECT_COVERAGE",
+    "FRESH",
+    "JudgedSet",
+    "PHASE0_SUMMARY",
+    "STEP16",
+    "V4_AXES",
+    "auc_problems",
+    "content_hash",
+    "fetch",
+    "how_to_get",
+    "load_attribution",
+    "load_fresh_gold",
+    "load_humaneval_flags",
+    "load_judged",
+    "load_manifest",
+    "load_mcas_scores",
+    "load_profile",
+    "load_samples",
+    "load_smollm_split",
+    "load_summary",
+    "locate",
+    "profile_from_judged",
+    "sweep_point_problems",
+]
