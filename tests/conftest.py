@@ -53,3 +53,16 @@ class GoldenAmber(AmberSnapshotExtension):
 @pytest.fixture
 def snapshot(snapshot):
     return snapshot.use_extension(GoldenAmber)
+
+
+@pytest.fixture(scope="session")
+def llama_server(tmp_path_factory):
+    """llama.cpp's OpenAI-compatible server on 127.0.0.1 serving SmolLM2-135M; skips with the install command."""
+    from _llama_server import LlamaServer, why_unavailable
+
+    why = why_unavailable()
+    if why is not None:
+        pytest.skip(why)
+    server = LlamaServer(tmp_path_factory.mktemp("llama-server")).start()
+    yield server
+    server.stop()

@@ -18,8 +18,10 @@ from dd.arcs import (
     tempering_sweep,
 )
 from dd.core import Cache
-from dd.arcs import CodeExecutionNotAllowed, load_problems
+from dd.arcs import CodeExecutionNotAllowed, humaneval_missing, load_problems
 from dd.operators import LoraTrainConfig, Tempering, train_sft
+
+needs_problems = pytest.mark.skipif(humaneval_missing() is not None, reason=humaneval_missing() or "")
 
 PAIRS = [("What is 2 + 2?", "Let me double-check: it is 4."),
          ("Name a colour.", "Blue, I think, though there are many."),
@@ -27,6 +29,7 @@ PAIRS = [("What is 2 + 2?", "Let me double-check: it is 4."),
          ("The capital of France", "is Paris, if I remember correctly.")]
 
 
+@needs_problems
 def test_humaneval_arms_at_two_budgets(root, tmp_path):
     """generate -> extract -> sandbox -> truncation comparison, both arms, two budgets, cached."""
     base = tiny("tiny-llama", root)
@@ -43,7 +46,7 @@ def test_humaneval_arms_at_two_budgets(root, tmp_path):
     assert base_arms[4].stats.rate == 1.0  # a random tiny base never stops within 4 tokens
     cmp = compare_budgets(base_arms, op_arms)
     assert set(cmp.per_budget) == {4, 12}
-    assert cmp.per_budget[4].verdict == "truncation_artifact"  # both arms fully truncated
+    assert cmp.per_budget[4].artifact  # both arms fully truncated
     assert [b for b, _ in cmp.sensitivity.deltas] == [4, 12]
     metrics = cmp.metrics(base_arms, op_arms)
     assert {"base.n4.pass_at_1_pct", "op.n12.truncation_pct", "op.n12.mean_response_tokens", "delta_pct.n4",
@@ -56,6 +59,7 @@ def test_humaneval_arms_at_two_budgets(root, tmp_path):
     assert len(list(cache.entries("generations"))) == 4
 
 
+@needs_problems
 def test_humaneval_arm_refuses_before_generating(root, tmp_path):
     cache = Cache(tmp_path)
     with pytest.raises(CodeExecutionNotAllowed, match="--dd-allow-code-exec"):

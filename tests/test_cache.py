@@ -1,4 +1,4 @@
-"""Tests for dd.core: keys, atomic writes, corruption detection, offline misses, concurrency."""
+"""Tests for dd.core: keys, atomic writes, corruption detection, offline misses, concurrency, every kind."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dd.cli import _cache as _cache_cli
-from dd.core import Cache, CacheKey, CacheMiss, CorruptCacheEntry, sha256_json
+from dd.core import Cache, CacheKey, CacheMiss, CorruptCacheEntry, resolve_cache_root, resolve_settings, sha256_json
 
 
 def _key(**over) -> CacheKey:
@@ -107,6 +107,17 @@ def test_missing_payload_and_bad_meta_are_corrupt(tmp_path):
         c.get(_key(n=9))
 
 
+def test_a_meta_naming_no_format_is_corrupt_not_a_miss(tmp_path):
+    c = Cache(tmp_path)
+    path = c.put(_key(), {"X": np.ones(2)})
+    meta = path.with_name(path.name.replace(".npz", ".meta.json"))
+    meta.write_text(meta.read_text().replace('"npz"', '"pickle"'))
+    with pytest.raises(CorruptCacheEntry, match="no known format") as err:
+        c.get(_key())
+    assert "dd cache clear --kind features" in str(err.value) and str(tmp_path) in str(err.value)
+    assert [e.format for e in c.entries()] == ["corrupt"]  # listed as such by `dd cache ls`
+
+
 def test_get_or_build_builds_once_and_never_caches_errors(tmp_path):
     c = Cache(tmp_path)
     calls = []
@@ -175,6 +186,13 @@ def test_entries_find_clear(tmp_path):
     assert c.clear() == 1 and list(c.entries()) == []
 
 
+def test_clear_refuses_a_kind_outside_the_root(tmp_path):
+    (tmp_path / "c").mkdir()
+    with pytest.raises(ValueError, match="bad cache kind"):
+        Cache(tmp_path / "c").clear("..")
+    assert (tmp_path / "c").is_dir()
+
+
 def _cli(*argv: str) -> int:
     parser = argparse.ArgumentParser(prog="dd")
     _cache_cli.register(parser.add_subparsers(dest="command"))
@@ -196,11 +214,107 @@ def test_cli_ls_why_clear(tmp_path, capsys):
     assert list(c.entries()) == []
 
 
-def test_default_root_follows_env(monkeypatch, tmp_path):
+def test_one_resolver_places_the_cache(monkeypatch, tmp_path):
+    """``Cache()``, the plugin's settings and the base resolver all agree, through ``resolve_cache_root``."""
+    from dd.lm import resolve_base
+
+    def settings(**options):
+        return resolve_settings(lambda dest: options.get(dest))
+
     monkeypatch.setenv("DD_CACHE", str(tmp_path / "x"))
-    assert Cache().root == tmp_path / "x"
+    assert Cache().root == settings().cache_root == resolve_base("tiny-llama").cache_root == tmp_path / "x"
+    assert settings(dd_cache=str(tmp_path / "flag")).cache_root == resolve_cache_root(tmp_path / "flag")
     monkeypatch.delenv("DD_CACHE")
-    assert Cache().root == Path.home() / ".cache" / "dd"
+    assert Cache().root == settings().cache_root == resolve_cache_root() == Path.home() / ".cache" / "dd"
+
+
+def _every_kind(root: Path) -> Cache:
+    """A cache holding a feature, two judge replies (as the judge client keys them) and a tiny base."""
+    from dd.judges import JudgeConfig, judge_key
+
+    c = Cache(root)
+    c.put(_key(), {"X": np.ones(1)})
+    config = JudgeConfig("http://127.0.0.1:1/v1", "judge-m")
+    for q in ("q1", "q2"):
+        c.put(judge_key(config, "v4-1", [{"role": "user", "content": q}], 8, None), {"reply": "ASSERT", "usage": {}},
+              fmt="json")
+    base = root / "bases" / "tiny-llama"
+    base.mkdir(parents=True)
+    (base / "model.safetensors").write_bytes(b"0" * 100)
+    (base / "dd_tiny.json").write_text('{"name": "tiny-llama", "build_version": 3, "seed": 0}')
+    return c
+
+
+def test_every_kind_is_listed_and_cleared_with_true_counts(tmp_path, capsys):
+    c = _every_kind(tmp_path)
+    assert sorted(e.kind for e in c.entries()) == ["bases", "features", "judges", "judges"]
+    (base,) = c.entries("bases")
+    assert (base.digest, base.format, base.parts["build_version"]) == ("tiny-llama", "folder", 3) and base.size >= 100
+    assert _cli("cache", "--cache-dir", str(tmp_path), "ls") == 0
+    out = capsys.readouterr().out
+    assert "4 entries" in out and "(bases 1, features 1, judges 2)" in out and "base_url=http://127.0.0.1:1/v1" in out
+    assert _cli("cache", "--cache-dir", str(tmp_path), "why", "tiny-llama") == 0
+    assert "build_version = 3" in capsys.readouterr().out
+    assert _cli("cache", "--cache-dir", str(tmp_path), "clear", "--kind", "judges") == 0
+    assert "removed 2 judges entries" in capsys.readouterr().out and not (tmp_path / "judges").exists()
+    assert _cli("cache", "--cache-dir", str(tmp_path), "clear") == 0
+    out = capsys.readouterr().out
+    assert "removed 1 entries" in out and "kept 1 bases" in out  # bases go only when named
+    assert c.clear("bases") == 1 and list(c.entries()) == []
+
+
+def test_dd_cache_command_as_a_user_runs_it(tmp_path):
+    """The installed ``dd`` script: ls sees every kind and marks a corrupt entry; a bad kind is refused."""
+    _every_kind(tmp_path)
+    bad = Cache(tmp_path).put(CacheKey("generations", {"base": "b"}), {"items": []}, fmt="json")
+    bad.with_name(bad.name.replace(".json", ".meta.json")).write_text("{torn")
+    env = {**os.environ, "DD_CACHE": str(tmp_path)}
+    dd = [str(Path(sys.executable).with_name("dd")), "cache"]
+    ls = subprocess.run([*dd, "ls"], env=env, capture_output=True, text=True, timeout=60)
+    assert ls.returncode == 0, ls.stderr
+    assert "(bases 1, features 1, generations 1, judges 2)" in ls.stdout and "CORRUPT" in ls.stdout
+    refused = subprocess.run([*dd, "clear", "--kind", ".."], env=env, capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2 and "invalid kind value" in refused.stderr
+    cleared = subprocess.run([*dd, "clear", "--kind", "judges"], env=env, capture_output=True, text=True, timeout=60)
+    assert cleared.returncode == 0 and "removed 2 judges entries" in cleared.stdout
+
+
+def test_adapters_are_entries_built_once_checked_and_offline_aware(tmp_path, monkeypatch):
+    """``cached_sft_adapter`` stores trained weights as an ``adapters`` entry under the one rule."""
+    import torch
+
+    import dd.operators
+    from dd.arcs import cached_sft_adapter
+    from dd.operators import LoraAdapter, LoraTrainConfig
+
+    class Base:  # a base is only asked for its identity unless the adapter must be trained
+        def identity(self):
+            return {"base": "fake", "dtype": "float32"}
+
+    trained = []
+
+    def train_sft(base, pairs, config):
+        trained.append(pairs)
+        state = {"base_model.model.layers.0.q_proj.lora_A.weight": torch.arange(6, dtype=torch.bfloat16).view(2, 3)}
+        return LoraAdapter(config, state, ({"method": "sft", "steps": 1},))
+
+    monkeypatch.setattr(dd.operators, "train_sft", train_sft)
+    monkeypatch.setattr(Base, "load", lambda self: self, raising=False)
+    pairs, config = [("q", "a")], LoraTrainConfig(max_steps=1)
+    with pytest.raises(CacheMiss, match="adapters"):
+        cached_sft_adapter(Base(), pairs, config, Cache(tmp_path, offline=True))
+    op = cached_sft_adapter(Base(), pairs, config, Cache(tmp_path))
+    again = cached_sft_adapter(Base(), pairs, config, Cache(tmp_path, offline=True))
+    assert len(trained) == 1 and again.key() == op.key() and again.spec.stages == "sft"
+    assert again.adapter.state["base_model.model.layers.0.q_proj.lora_A.weight"].dtype == torch.bfloat16
+    (entry,) = Cache(tmp_path).entries("adapters")
+    assert entry.parts["sft.max_steps"] == 1 and entry.parts["base.base"] == "fake"
+    data = bytearray(entry.path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    entry.path.write_bytes(bytes(data))
+    with pytest.raises(CorruptCacheEntry, match=entry.path.name):
+        cached_sft_adapter(Base(), pairs, config, Cache(tmp_path))
+    assert len(trained) == 1  # a corrupt adapter is neither loaded nor silently retrained
 
 
 def test_cache_imports_no_torch():

@@ -7,6 +7,7 @@ that reads the label files directly.
 
 import pytest
 
+from dd.core import Cache
 from dd.paper import ArtifactStore
 from dd.judges.replay import ReplayServer, paper_recordings
 from helpers import read_report, run_pytest
@@ -36,4 +37,4 @@ def test_claims_from_replayed_judge_equal_claims_from_files(artifact_root, repla
     assert comparable(files) == comparable(judge)
     axis_entries = [e for e in judge if e["claim"].startswith("arc3.step3.labels")]
     assert len(axis_entries) == 5 and all("labels from the judge" in e["reasons"] for e in axis_entries)
-    assert list((tmp_path / "cache").rglob("*.json")), "judge replies were not cached"
+    assert list(Cache(tmp_path / "cache").entries("judges")), "judge replies were not cached"

@@ -34,7 +34,7 @@ def test_a_hedging_arm_moves_the_humble_axis(judge):
     humble = cmp.shifts["hedging_appropriateness"]
     assert (humble.base_rate, humble.op_rate, humble.n) == (0.0, 25 / 30, 30)
     assert humble.p_value < 1e-3
-    assert cmp.content.delta == 0.0 and cmp.truncation.verdict == "comparable"
+    assert cmp.content.delta == 0.0 and not cmp.truncation.artifact
     assert cmp.judging["model"] == "rule-judge" and cmp.judging["rubric_version"]
     assert cmp.metrics()["hedging_appropriateness.op_pct"] == pytest.approx(100 * 25 / 30)
 
@@ -61,7 +61,7 @@ def test_a_mostly_truncated_arm_is_not_a_comparison(judge):
     _, config = judge
     base = judge_arm("base", gens(["An hour."] * 30), config)
     op = judge_arm("op", gens(["Maybe an hour"] * 30, finish="length"), config)
-    assert compare_dispositions(base, op).truncation.verdict == "truncation_artifact"
+    assert compare_dispositions(base, op).truncation.artifact
 
 
 def test_no_change_has_p_one_and_a_drop_is_not_a_rise():

@@ -10,6 +10,7 @@ import pytest
 from dd.lm import feature_key
 from dd.core import Cache
 from dd.lm import FeatureSpec, cached_features, extract_features, render_pair
+from dd.lm import _features
 from dd.lm._features import _hidden
 from dd.lm import load_base, resolve_base
 from dd.lm import TINY_NAMES
@@ -104,7 +105,7 @@ def test_cached_features_roundtrip_and_key(root, tmp_path, monkeypatch):
     base = tiny("tiny-gemma4", root)
     cache = Cache(tmp_path)
     a = cached_features(base, PAIRS, FeatureSpec(), cache, truncated=TRUNC)
-    monkeypatch.setattr(feat_mod, "extract_features", lambda *x, **k: pytest.fail("cache hit expected"))
+    monkeypatch.setattr(_features, "extract_features", lambda *x, **k: pytest.fail("cache hit expected"))
     b = cached_features(base, PAIRS, FeatureSpec(batch_size=2), cache, truncated=TRUNC)
     for k, v in a.to_arrays().items():
         np.testing.assert_array_equal(v, b.to_arrays()[k])

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from dd.lm import generation_key
+from dd.lm import _generate, generation_key
 from dd.core import Cache, CacheMiss
 from dd.lm import GenerationConfig, cached_generate, generate, left_pad, render_prompt
 from dd.lm import TINY_NAMES
+from dd.operators import SystemPrompt
 from helpers import tiny_loader
 
 tiny = tiny_loader()
@@ -73,10 +74,10 @@ def test_cached_generate_hits_and_offline_miss(root, tmp_path, monkeypatch):
     cache = Cache(tmp_path)
     cfg = GenerationConfig(n_predict=4)
     first = cached_generate(base, PROMPTS[:3], cfg, cache)
-    monkeypatch.setattr(gen_mod, "generate", lambda *a, **k: pytest.fail("cache hit expected"))
+    monkeypatch.setattr(_generate, "generate", lambda *a, **k: pytest.fail("cache hit expected"))
     assert cached_generate(base, PROMPTS[:3], cfg, cache) == first
-    with pytest.raises(CacheMiss, match="operator = 'lora-x'"):
-        cached_generate(base, PROMPTS[:3], cfg, Cache(tmp_path, offline=True), operator="lora-x")
+    with pytest.raises(CacheMiss, match="operator = 'system-prompt:"):
+        cached_generate(base, PROMPTS[:3], cfg, Cache(tmp_path, offline=True), operator=SystemPrompt())
     key = generation_key(base, PROMPTS[:3], cfg)
     assert key.parts["gen.n_predict"] == 4 and key.parts["base.base"] == "tiny-gemma3"
     assert key.parts["operator"] == "frozen" and "code_version" in key.parts

@@ -31,8 +31,8 @@ from dd.judges import (
 from dd.judges import _rubrics as R
 
 
-def test_registry_names_the_three_judges():
-    assert judge_names() == ("checklist", "v4", "verbal")
+def test_registry_names_the_judges():
+    assert judge_names() == ("checklist", "lexical", "mcas", "svr", "v4", "verbal")
     assert isinstance(get_judge("v4"), V4Judge)
     assert isinstance(get_judge("verbal"), VerbalJudge)
     assert isinstance(get_judge("checklist"), ChecklistJudge)
@@ -43,7 +43,7 @@ def test_registry_names_the_three_judges():
 
 def test_rubric_versions_are_distinct_and_nonempty():
     versions = {get_judge(n).rubric_version for n in judge_names()}
-    assert len(versions) == 3 and all(versions)
+    assert len(versions) == len(judge_names()) and all(versions)
 
 
 def test_v4_pass1_is_response_blind():

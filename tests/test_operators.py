@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 
 import dd.operators as ops
+from dd.core import Registry
+from dd.lm import build_tokenizer, render_prompt
 from dd.operators import (
     Frozen,
     ModelOperator,
@@ -27,7 +29,6 @@ from dd.operators import (
     spec_key,
     supports_system_role,
 )
-from dd.lm import build_tokenizer
 
 BUILTINS = {"frozen", "lora", "sidecar", "system-prompt", "tempering"}
 
@@ -52,13 +53,30 @@ def test_builtins_are_registered_and_satisfy_their_protocols():
             op.spec.x = 1  # type: ignore[attr-defined]
 
 
-def test_unknown_and_duplicate_names_are_explained(monkeypatch):
-    with pytest.raises(KeyError, match="unknown operator 'nope'; known: .*tempering"):
+def test_unknown_and_duplicate_names_are_explained():
+    with pytest.raises(KeyError, match="operator 'nope' is not registered; known: .*tempering"):
         get_operator("nope")
-    monkeypatch.setattr(_registry, "_REGISTRY", dict(_registry._REGISTRY))
-    with pytest.raises(ValueError, match="already registered"):
+    with pytest.raises(ValueError, match="operator 'frozen' is already registered by"):
         register_operator("frozen")(Tempering)
     register_operator("frozen")(Frozen)  # re-registering the same factory is harmless
+    assert get_operator("frozen").__class__ is Frozen
+
+
+def entry_point_registry(monkeypatch, *eps: EntryPoint) -> list[str]:
+    """Install a fresh operator registry (built-in ``frozen`` only) whose group holds ``eps``.
+
+    Returns the groups read so far, one item per read.
+    """
+    fresh = Registry("operator", [("frozen", Frozen)], entry_point_group=ops.ENTRY_POINT_GROUP)
+    monkeypatch.setattr(_registry, "OPERATORS", fresh)
+    calls: list[str] = []
+
+    def entry_points(group):
+        calls.append(group)
+        return list(eps) if group == ops.ENTRY_POINT_GROUP else []
+
+    monkeypatch.setattr("dd.core._registry.entry_points", entry_points)
+    return calls
 
 
 def test_third_party_operator_through_entry_points(monkeypatch):
@@ -78,16 +96,51 @@ def test_third_party_operator_through_entry_points(monkeypatch):
     monkeypatch.setitem(sys.modules, "dd_stub_plugin", type(sys)("dd_stub_plugin"))
     sys.modules["dd_stub_plugin"].Stub = Stub
     ep = EntryPoint(name="stub-steer", value="dd_stub_plugin:Stub", group="dd.operators")
-    monkeypatch.setattr(_registry, "_REGISTRY", dict(_registry._REGISTRY))
-    monkeypatch.setattr(_registry, "_loaded_entry_points", False)
-    monkeypatch.setattr(_registry, "entry_points", lambda group: [ep] if group == "dd.operators" else [])
-    assert "stub-steer" in operator_names()
+    reads = entry_point_registry(monkeypatch, ep)
+    assert get_operator("frozen").key() == "frozen" and reads == []  # a built-in's lookup reads no group
+    assert operator_names() == ("frozen", "stub-steer")
     op = get_operator("stub-steer", alpha=0.25)
     assert isinstance(op, Operator) and op.key() == 'stub-steer:{"alpha":0.25}'
+    assert ops.operator_factory("stub-steer") is Stub
+    assert reads == ["dd.operators"]  # read once, lazily
+
+
+def test_an_entry_point_cannot_take_a_builtin_name(monkeypatch):
+    monkeypatch.setitem(sys.modules, "dd_stub_plugin", type(sys)("dd_stub_plugin"))
+    sys.modules["dd_stub_plugin"].Impostor = Tempering
+    entry_point_registry(monkeypatch, EntryPoint(name="frozen", value="dd_stub_plugin:Impostor",
+                                                 group="dd.operators"))
+    for _ in range(2):  # refused on every listing, never silently shadowed
+        with pytest.raises(ValueError, match="entry point 'frozen' = 'dd_stub_plugin:Impostor'.*already registered"):
+            operator_names()
+
+
+def test_two_entry_points_cannot_share_a_name(monkeypatch):
+    monkeypatch.setitem(sys.modules, "dd_stub_plugin", type(sys)("dd_stub_plugin"))
+    sys.modules["dd_stub_plugin"].A, sys.modules["dd_stub_plugin"].B = Frozen, Tempering
+    entry_point_registry(monkeypatch, *(EntryPoint(name="steer", value=f"dd_stub_plugin:{v}", group="dd.operators")
+                                        for v in "AB"))
+    with pytest.raises(ValueError, match="'dd_stub_plugin:A' and 'dd_stub_plugin:B' .* both claim .* 'steer'"):
+        get_operator("steer")
+
+
+def test_one_registry_for_bases_judges_and_operators():
+    from dd.judges import _rubrics, register_judge
+    from dd.lm import REGISTRY
+
+    assert isinstance(REGISTRY, Registry) and isinstance(_rubrics.JUDGES, Registry)
+    assert isinstance(_registry.OPERATORS, Registry)
+    assert list(REGISTRY)[0] == "qwen3-0.6b" and "tiny-llama" in REGISTRY and "nope" not in REGISTRY
+    with pytest.raises(KeyError, match="base 'nope' is not registered; known: .*tiny-llama"):
+        REGISTRY["nope"]
+    with pytest.raises(ValueError, match="judge 'v4' is already registered"):
+        register_judge("v4")(type("OtherV4", (), {}))
+    with pytest.raises(ValueError, match="base 'a' is already registered"):
+        Registry("base", [("a", 1), ("a", 2)])
 
 
 def test_spec_keys_are_canonical():
-    assert Frozen().key() == "frozen"  # matches the "frozen" default of feature/generation cache keys
+    assert Frozen().key() == "frozen"  # keys like no operator: the untouched base's cache entries
     assert SystemPrompt("Be humble.").key() == 'system-prompt:{"separator":"\\n\\n","text":"Be humble."}'
 
     @dataclasses.dataclass
@@ -192,7 +245,7 @@ def test_system_role_when_the_template_has_one(tokenizer):
     assert supports_system_role(tokenizer)
     assert op.messages("Q?", tokenizer) == [
         {"role": "system", "content": "Say when you are unsure."}, {"role": "user", "content": "Q?"}]
-    text = tokenizer.decode(op.render(tokenizer, "Q?"))
+    text = tokenizer.decode(render_prompt(tokenizer, "Q?", operator=op))
     assert "<|system|>\nSay when you are unsure." in text and text.endswith("<|assistant|>\n")
 
 
@@ -203,9 +256,9 @@ def test_prefixes_the_user_turn_without_a_system_role(tokenizer, template):
     op = SystemPrompt("Say when you are unsure.")
     assert not supports_system_role(tok)
     assert op.messages("Q?", tok) == [{"role": "user", "content": "Say when you are unsure.\n\nQ?"}]
-    assert "Say when you are unsure.\n\nQ?" in tok.decode(op.render(tok, "Q?"))
+    assert "Say when you are unsure.\n\nQ?" in tok.decode(render_prompt(tok, "Q?", operator=op))
 
 
 def test_plain_prompt_without_a_chat_template(tokenizer):
-    text = tokenizer.decode(SystemPrompt("Be careful.").render(tokenizer, "Q?", chat=False))
+    text = tokenizer.decode(render_prompt(tokenizer, "Q?", chat=False, operator=SystemPrompt("Be careful.")))
     assert text.endswith("Question: Be careful.\n\nQ?\nAnswer:")

@@ -10,8 +10,17 @@ import numpy as np
 import pytest
 
 from dd.lm import FeatureDirError, expected_verdicts, load_feature_dir
-from dd.protocol import thresholds
-from dd.protocol import FeatureSource, axes_step, cv_step, fresh_step, split_ledger, surface_guard
+from dd.protocol import (
+    FeatureSource,
+    _pipeline,
+    axes_step,
+    bars,
+    cv_step,
+    fresh_step,
+    split_ledger,
+    surface_guard,
+    thresholds,
+)
 from helpers import read_report, run_pytest
 
 D = 20
@@ -142,7 +151,26 @@ def test_a_feature_dir_loads_with_its_extras(tmp_path, transfers):
     src = load_feature_dir(root)
     assert src.name == "features:mine" and set(src.surface_train) == {"length"} and set(src.axes) == {"hedging"}
     assert (src.generator_train, src.generator_fresh, src.second) == ("a", "b", None)
+    assert src.groups == (None, None) and src.views == {}  # an older directory: no groups, no views
     assert expected_verdicts(root)["fresh"] == "pass"
+
+
+def test_a_feature_dir_with_groups_and_views_feeds_group_aware_cv_and_the_specification_curve(tmp_path, transfers):
+    groups = (np.arange(240) % 24, np.array([f"topic{i % 8}" for i in range(320)]))
+    root = write_dir(tmp_path / "grouped", transfers, group=groups,
+                     X_half=(transfers.X_train[:, :10], transfers.X_fresh[:, :10]))
+    src = load_feature_dir(root)
+    assert np.array_equal(src.groups[0], groups[0]) and src.groups[1][3] == "topic3" and set(src.views) == {"half"}
+    cv = cv_step(src)
+    assert cv.metrics["folds"] == "stratified-group" and cv.metrics["specs.n"] == 2 * 2 * 5
+    assert "groups.selectivity" in cv.metrics and "dupes.clusters" not in cv.metrics
+    assert fresh_step(src).metrics["groups.shared"] == 0  # integer train groups, string fresh topics
+
+
+def test_the_guards_bars_live_in_gates_toml():
+    assert bars("surface") == {"auc_bar": 0.75, "shift_p": 0.01}
+    assert bars("ledger") == {"near_duplicate_cosine": 0.995}
+    assert not any(hasattr(_pipeline, name) for name in ("SURFACE_AUC_BAR", "SHIFT_P", "NEAR_DUPLICATE_COSINE"))
 
 
 @pytest.mark.parametrize("break_it, message", [
@@ -153,6 +181,8 @@ def test_a_feature_dir_loads_with_its_extras(tmp_path, transfers):
                         y=np.array([0, 1] * 3)), r"fresh.npz: X has NaN .* first at row 4"),
     (lambda r: np.savez(r / "fresh.npz", X=np.ones((6, D)), y=np.zeros(6)), r"fresh.npz: y holds a single class"),
     (lambda r: np.savez(r / "fresh.npz", X=np.ones((6, 3)), y=np.array([0, 1] * 3)), r"20 columns .* has 3"),
+    (lambda r: np.savez(r / "fresh.npz", X=np.ones((6, D)), y=np.array([0, 1] * 3), group=np.zeros(6)),
+     r"fresh.npz: group must hold \(6,\) ints or strings"),
 ])
 def test_a_malformed_feature_dir_is_a_clear_error(tmp_path, transfers, break_it, message):
     root = write_dir(tmp_path / "bad", transfers)
@@ -183,7 +213,10 @@ def test_pytest_runs_the_protocol_on_feature_dirs_and_holds_them_to_their_claims
     guards = {"auc", "auc_ci_low", "auc_ci_high", "auc_null_p", "auc_null_clear_rate", "asym_null_clear_rate", "n_pos"}
     assert guards <= set(entries["cv"]["metrics"])
     assert guards | {"ledger_near_duplicates", "surface_flags"} <= set(entries["fresh"]["metrics"])
+    cv = entries["cv"]["metrics"]  # X_pooled is X's alternative in the specification curve
+    assert cv["specs.n"] == 2 * 2 * 5 and cv["seeds.n"] == 5 and cv["dupes.clusters"] == 0 and cv["mdl.compression"] > 1
     assert entries["second-base"]["metrics"]["n_pass"] == 1
     assert entries["fresh"]["gate"]["auc_min"] == thresholds("fresh")["auc_min"]
     assert entries["axes"]["outcome"] == "skipped" and "single label column" in entries["axes"]["reasons"][0]
-    assert red_code == 1 and "claims 'pass' at fresh, measured 'fail'" in red_out
+    assert red_code == 1 and "test_step2_fresh[features-overclaim]" in red_out
+    assert "VerdictFailed: verdict fail; AUC" in red_out  # claimed pass, measured fail: red, with the reasons

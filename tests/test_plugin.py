@@ -1,6 +1,7 @@
 """What a user sees: the report contract, xdist merging, skips and errors on bad artifacts."""
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -58,11 +59,18 @@ def test_xfail_entries_carry_the_gate_and_the_failure(serial_report):
         assert e["metrics"]["n_pos"] == 9 and "auc" in e["paper"]
 
 
-def test_xdist_gives_the_same_report(serial_report, artifact_root, tmp_path):
+@pytest.mark.parametrize("dist", ["load", "loadgroup"])
+def test_xdist_gives_the_same_report(serial_report, artifact_root, tmp_path, dist):
     path = tmp_path / "xdist.json"
-    code, out = run_pytest(*ARTIFACT_CLAIMS, "-n", "2", "-q", "--dd-report", str(path), artifacts_dir=artifact_root)
+    code, out = run_pytest(*ARTIFACT_CLAIMS, "-n", "2", "--dist", dist, "-v", "-p", "no:randomly", "--dd-report",
+                           str(path), artifacts_dir=artifact_root)
     assert code == 0, out
     assert read_report(path)["results"] == serial_report[0]["results"]
+    if dist == "loadgroup":  # every base's claims ran on one worker, so each base loads once per worker
+        workers: dict[str, set[str]] = {}
+        for worker, base in re.findall(r"^\[(gw\d+)\] .*::\S+@(\S+)\s*$", out, re.M):
+            workers.setdefault(base, set()).add(worker)
+        assert len(workers) >= 5 and all(len(w) == 1 for w in workers.values()), workers
 
 
 def test_a_deleted_artifact_skips_only_its_tests(serial_report, artifact_copy, tmp_path):
@@ -114,15 +122,16 @@ def test_outcomes_of_a_synthetic_claim_module(pytester, tmp_path):
     pytester.makepyfile(textwrap.dedent("""
         import pytest
 
+        from dd.protocol import VerdictFailed
+
         @pytest.mark.claim("demo.pass", base="tiny", paper={"auc": 0.7})
         def test_pass(claim):
-            claim.record(source="recomputed", metrics={"auc": 0.7}, verdict="pass")
+            claim.conclude(source="recomputed", metrics={"auc": 0.7}, verdict="pass")
 
         @pytest.mark.claim("demo.xfail", base="tiny")
-        @pytest.mark.xfail(strict=True, reason="paper reports a failure")
+        @pytest.mark.xfail(strict=True, raises=VerdictFailed, reason="paper reports a failure")
         def test_xfail(claim):
-            claim.record(source="summary", metrics={"auc": 0.5}, verdict="fail", reasons=["AUC 0.5 < 0.63"])
-            assert False
+            claim.conclude(source="summary", metrics={"auc": 0.5}, verdict="fail", reasons=["AUC 0.5 < 0.63"])
 
         @pytest.mark.claim("demo.skip", base="tiny")
         def test_skip(claim):
@@ -137,7 +146,7 @@ def test_outcomes_of_a_synthetic_claim_module(pytester, tmp_path):
     """))
     path = tmp_path / "r.json"
     result = pytester.runpytest("--dd-report", str(path))
-    result.assert_outcomes(passed=2, xfailed=1, skipped=1, failed=1)
+    result.assert_outcomes(passed=2, xfailed=1, skipped=1, errors=1)
     rep = read_report(path)
     assert validate(rep) == []
     by = {e["claim"]: e for e in rep["results"]}
@@ -145,4 +154,4 @@ def test_outcomes_of_a_synthetic_claim_module(pytester, tmp_path):
     assert by["demo.pass"]["outcome"] == "passed" and by["demo.pass"]["paper"] == {"auc": 0.7}
     assert by["demo.xfail"]["outcome"] == "xfailed" and by["demo.xfail"]["source"] == "summary"
     assert by["demo.skip"]["source"] == "skipped" and "--dd-model tiny=PATH" in by["demo.skip"]["reasons"][0]
-    assert by["demo.error"]["outcome"] == "failed" and "boom" in by["demo.error"]["reasons"][0]
+    assert by["demo.error"]["outcome"] == "error" and "boom" in by["demo.error"]["reasons"][0]

@@ -10,10 +10,10 @@ import urllib.request
 import numpy as np
 import pytest
 
+from dd.core import Cache
 from dd.paper import FRESH, STEP16, V4_AXES, JudgedSet, load_judged
 from dd.judges import (
     ChecklistJudge,
-    JudgeCache,
     JudgeConfig,
     JudgeError,
     JudgeItem,
@@ -144,7 +144,7 @@ def test_error_items_would_be_hidden_by_a_silent_default(store):
 def test_judge_label_set_is_a_judged_set_equal_to_the_file(store, tmp_path):
     with ReplayServer(paper_recordings(store, ("step16",))) as server:
         config = JudgeConfig(server.url, "replay", timeout_s=10, max_retries=0, concurrency=8, progress=False)
-        labels = judge_label_set(store, "step16", config, JudgeCache(tmp_path))
+        labels = judge_label_set(store, "step16", config, Cache(tmp_path))
     released = load_judged(store, "step16")
     assert isinstance(labels, JudgedSet)
     assert labels.responses == released.responses

@@ -53,11 +53,12 @@ def victim():
     proc.wait()
 
 
-def test_clean_program_passes_and_leaves_nothing_behind():
-    before = _sandbox_dirs()
+def test_clean_program_passes_and_leaves_nothing_behind(tmp_path, monkeypatch):
+    # a temporary folder of this test's own: another xdist worker's sandboxes come and go in /tmp
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     result = run_program("print('hello')\nassert 1 + 1 == 2\n", limits=FAST)
     assert (result.status, result.returncode, result.stdout) == ("passed", 0, "hello\n")
-    assert _sandbox_dirs() == before
+    assert _sandbox_dirs() == set()
 
 
 def test_failed_assertion_is_failed_not_error():

@@ -2,7 +2,7 @@
 
 import pytest
 
-from dd.protocol import FAIL, INCONCLUSIVE, PASS, tempering_bars
+from dd.protocol import FAIL, INCONCLUSIVE, PASS, Verdict, tempering_bars
 from dd.arcs import DispositionComparison, Shift
 from dd.arcs import CLEAN, DAMAGED, NOT_MOVED, UNDECIDED, LambdaVerdict, judge_lambda, sweep_verdict
 from dd.protocol import arm_stats, compare_arms
@@ -35,7 +35,7 @@ def verdict(**kw) -> LambdaVerdict:
 
 def test_undamaged_content_and_a_significant_rise_is_a_clean_positive():
     v = verdict()
-    assert v.outcome == CLEAN and "hedging_appropriateness 20% -> 60%" in v.reasons[0]
+    assert v.outcome == CLEAN and "hedging_appropriateness 20% -> 60%" in v.verdict.reasons[0]
 
 
 @pytest.mark.parametrize(("kw", "needle"), [
@@ -45,23 +45,23 @@ def test_undamaged_content_and_a_significant_rise_is_a_clean_positive():
 ])
 def test_any_content_damage_wins_over_a_moved_disposition(kw, needle):
     v = verdict(**kw)
-    assert v.outcome == DAMAGED and any(needle in r for r in v.reasons), v.reasons
+    assert v.outcome == DAMAGED and any(needle in r for r in v.verdict.reasons), v.verdict.reasons
 
 
 def test_a_rise_that_does_not_survive_the_correction_or_goes_the_wrong_way_is_not_moved():
     assert verdict(disposition=disposition(humble=(0.2, 0.3, 0.02))).outcome == NOT_MOVED  # 0.02 > 0.05 / 6
     assert verdict(disposition=disposition(humble=(0.2, 0.3, 0.02)), n_tests=1).outcome == CLEAN
     wrong = verdict(disposition=disposition(humble=(0.6, 0.2, 1.0)))
-    assert wrong.outcome == NOT_MOVED and "wrong direction" in wrong.reasons[0]
+    assert wrong.outcome == NOT_MOVED and "wrong direction" in wrong.verdict.reasons[0]
 
 
 def test_unjudged_or_truncation_explained_evidence_is_undecided_never_positive():
     assert verdict(disposition=None).outcome == UNDECIDED
     # one arm cut at the budget far more often than the other: its judged rise is an artifact
     cut = verdict(disposition=disposition(trunc=_trunc(base_cut=2, op_cut=30)))
-    assert cut.outcome == UNDECIDED and any("truncation" in r and "0.600" in r for r in cut.reasons), cut.reasons
+    assert cut.outcome == UNDECIDED and any("truncation" in r and "0.600" in r for r in cut.verdict.reasons), cut.verdict.reasons
     he_cut = verdict(humaneval=humaneval(4, 9, op_cut=15))
-    assert he_cut.outcome == UNDECIDED and any("HumanEval delta is a truncation artifact" in r for r in he_cut.reasons)
+    assert he_cut.outcome == UNDECIDED and any("HumanEval delta is a truncation artifact" in r for r in he_cut.verdict.reasons)
 
 
 def test_bars_come_from_the_gates_file():
@@ -71,7 +71,11 @@ def test_bars_come_from_the_gates_file():
 
 
 def test_sweep_verdict():
-    clean, damaged, undecided = (LambdaVerdict(0.5, o, ()) for o in (CLEAN, DAMAGED, UNDECIDED))
-    assert sweep_verdict([damaged, clean]) == PASS
-    assert sweep_verdict([damaged, undecided]) == INCONCLUSIVE
-    assert sweep_verdict([damaged, LambdaVerdict(0.8, NOT_MOVED, ())]) == FAIL
+    def at(lam, code, word):
+        return LambdaVerdict(lam, Verdict(word, (f"{code} here",), code=code))
+
+    clean, damaged, undecided = at(0.5, CLEAN, PASS), at(0.9, DAMAGED, FAIL), at(0.8, UNDECIDED, INCONCLUSIVE)
+    assert sweep_verdict([damaged, clean]).verdict == PASS
+    assert sweep_verdict([damaged, undecided]).verdict == INCONCLUSIVE
+    swept = sweep_verdict([damaged, at(0.8, NOT_MOVED, FAIL)])
+    assert swept.verdict == FAIL and swept.reasons == ("lambda 0.9: content_damaged here", "lambda 0.8: disposition_not_moved here")

@@ -35,17 +35,17 @@ def test_paper_case_is_a_truncation_artifact_not_a_gain():
     op_scores = [1.0] * 75 + [0.0] * (n - 75)
     result = compare_arms(base, operator, base_scores, op_scores)
     assert result.delta == pytest.approx(25 / 164)  # +15.2 points, on paper
-    assert result.verdict == "truncation_artifact"
+    assert result.artifact and result.verdict.verdict == "inconclusive"
     assert (result.base_rate, result.operator_rate) == (90 / 164, 8 / 164)
-    assert any("differ by 0.500" in reason for reason in result.reasons)
-    assert any("base truncation rate 0.549" in reason for reason in result.reasons)
+    assert any("differ by 0.500" in reason for reason in result.verdict.reasons)
+    assert any("base truncation rate 0.549" in reason for reason in result.verdict.reasons)
 
 
 def test_equal_low_truncation_is_comparable():
     base = arm_stats("base", ["eos"] * 95 + ["length"] * 5, [100] * 100)
     operator = arm_stats("op", ["eos"] * 93 + ["length"] * 7, [100] * 100)
     result = compare_arms(base, operator, [0.0] * 100, [1.0] * 10 + [0.0] * 90)
-    assert result.verdict == "comparable" and result.reasons == ()
+    assert result.verdict.code == "comparable" and result.verdict.passed and result.verdict.reasons == ()
     assert result.delta == pytest.approx(0.1)
 
 
@@ -53,16 +53,16 @@ def test_high_truncation_in_both_arms_is_an_artifact_even_if_equal():
     base = arm_stats("base", ["length"] * 6 + ["eos"] * 4, [512] * 10)
     operator = arm_stats("op", ["length"] * 6 + ["eos"] * 4, [512] * 10)
     result = compare_arms(base, operator, [0.0] * 10, [1.0] * 10)
-    assert result.verdict == "truncation_artifact"
-    assert len(result.reasons) == 2  # both arms over max_rate; no rate gap
+    assert result.artifact and result.verdict.verdict == "inconclusive"
+    assert len(result.verdict.reasons) == 2  # both arms over max_rate; no rate gap
 
 
 def test_bounds_are_parameters():
     base = arm_stats("base", ["length"] * 2 + ["eos"] * 8, [1] * 10)
     operator = arm_stats("op", ["eos"] * 10, [1] * 10)
     scores = [0.0] * 10
-    assert compare_arms(base, operator, scores, scores).verdict == "truncation_artifact"
-    assert compare_arms(base, operator, scores, scores, max_rate_gap=0.25).verdict == "comparable"
+    assert compare_arms(base, operator, scores, scores).artifact
+    assert not compare_arms(base, operator, scores, scores, max_rate_gap=0.25).artifact
 
 
 def test_scores_must_match_the_arm():
@@ -83,7 +83,7 @@ def test_verdict_follows_the_bounds(base_reasons, op_reasons, max_rate_gap, max_
         max_rate_gap=max_rate_gap, max_rate=max_rate,
     )
     over = abs(base.rate - operator.rate) > max_rate_gap or max(base.rate, operator.rate) > max_rate
-    assert (result.verdict == "truncation_artifact") == over == bool(result.reasons)
+    assert result.artifact == over == bool(result.verdict.reasons)
     assert 0 <= base.rate <= 1 and base.n_truncated == base_reasons.count("length")
 
 

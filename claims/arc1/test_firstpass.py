@@ -6,11 +6,13 @@ numbers rather than picking one.
 
 import pytest
 
-from dd.paper import PHASE0_SUMMARY, load_humaneval_flags, load_judged, load_mcas_scores, load_summary
+from dd.paper import PHASE0_SUMMARY, load_humaneval_flags, load_judged, load_mcas_scores, load_summary, paper_numbers
 from dd.protocol import agree, combine
+from dd.pytest import claim_test
 
-MCAS_PAPER = {"base_mcas": 53.1, "dd_mcas": 87.0, "delta": 33.9}
-HUMANEVAL_PAPER = {"base_pass_pct": 14.6, "dd_pass_pct": 29.9, "delta": 15.3}
+QUOTED = paper_numbers("arc1")
+MCAS_PAPER = QUOTED["firstpass"]["mcas"]
+HUMANEVAL_PAPER = QUOTED["firstpass"]["humaneval"]
 
 
 def mcas(scores) -> float:
@@ -18,19 +20,18 @@ def mcas(scores) -> float:
     return float(scores.mean() / 2 * 100)
 
 
-@pytest.mark.claim("arc1.firstpass.mcas", base="qwen3-0.6b", operator="lora-sft-dpo", step="firstpass",
-                   paper=MCAS_PAPER)
+@claim_test("arc1.firstpass.mcas", base="qwen3-0.6b", operator="lora-sft-dpo", step="firstpass", paper=MCAS_PAPER)
 def test_firstpass_mcas(paper, claim):
     scores = paper.load(load_mcas_scores)
     summary = paper.load(load_summary, PHASE0_SUMMARY)
     measured = {"base_mcas": mcas(scores["base"]), "dd_mcas": mcas(scores["dd"]), "n": len(scores["base"])}
     measured["delta"] = measured["dd_mcas"] - measured["base_mcas"]
     verdict = combine(
-        paper=agree(measured, {**MCAS_PAPER, "n": 500}, {"base_mcas": 0.05, "dd_mcas": 0.05, "delta": 0.1}),
+        paper=agree(measured, {**MCAS_PAPER, "n": QUOTED["firstpass"]["mcas_prompts"]},
+                    {"base_mcas": 0.05, "dd_mcas": 0.05, "delta": 0.1}),
         stored_summary=agree(measured, {"base_mcas": summary["baseline_mcas"], "dd_mcas": summary["dd_fp16_mcas"]}, 0.05),
     )
-    claim.record(source="recomputed", metrics=measured, verdict=verdict)
-    assert verdict.passed, verdict.reasons
+    claim.conclude(source="recomputed", metrics=measured, verdict=verdict)
 
 
 def humaneval_rates(paper) -> dict:
@@ -44,40 +45,35 @@ def humaneval_rates(paper) -> dict:
     return out
 
 
-@pytest.mark.claim("arc1.firstpass.humaneval.flags", base="qwen3-0.6b", operator="lora-sft-dpo", step="firstpass")
+@claim_test("arc1.firstpass.humaneval.flags", base="qwen3-0.6b", operator="lora-sft-dpo", step="firstpass")
 def test_firstpass_humaneval_flags_match_authors_summary(paper, claim):
     """The released flags agree with the authors' own summary file (12.8% and 30.5%)."""
     measured = humaneval_rates(paper)
     summary = paper.load(load_summary, PHASE0_SUMMARY)
     verdict = agree(measured, {"n": 164, "same_tasks": True, "base_pass_pct": summary["baseline_humaneval"],
                                "dd_pass_pct": summary["dd_fp16_humaneval"]}, {"base_pass_pct": 1e-9, "dd_pass_pct": 1e-9})
-    claim.record(source="recomputed", metrics=measured, verdict=verdict)
-    assert verdict.passed, verdict.reasons
+    claim.conclude(source="recomputed", metrics=measured, verdict=verdict)
 
 
-@pytest.mark.claim("arc1.firstpass.humaneval", base="qwen3-0.6b", operator="lora-sft-dpo", step="firstpass",
-                   paper=HUMANEVAL_PAPER)
-@pytest.mark.xfail(strict=True, reason="paper says 14.6% -> 29.9% (+15.3); the released flags give "
-                                       "21/164 = 12.8% -> 50/164 = 30.5% (+17.7)")
+@claim_test("arc1.firstpass.humaneval", base="qwen3-0.6b", operator="lora-sft-dpo", step="firstpass",
+            paper=HUMANEVAL_PAPER, expected="fail",
+            why=f"paper says {HUMANEVAL_PAPER['base_pass_pct']}% -> {HUMANEVAL_PAPER['dd_pass_pct']}% "
+                f"(+{HUMANEVAL_PAPER['delta']}); the released flags give 21/164 = 12.8% -> 50/164 = 30.5% (+17.7)")
 def test_firstpass_humaneval_matches_paper(paper, claim):
     measured = humaneval_rates(paper)
-    verdict = agree(measured, HUMANEVAL_PAPER, 0.05)
-    claim.record(source="recomputed", metrics=measured, verdict=verdict)
-    assert verdict.passed, verdict.reasons
+    claim.conclude(source="recomputed", metrics=measured, verdict=agree(measured, HUMANEVAL_PAPER, 0.05))
 
 
-@pytest.mark.claim("arc1.gemma.chef.base", base="gemma4-e2b", operator="frozen", step="coverage",
-                   paper={"mean_coverage": 0.452})
+@claim_test("arc1.gemma.chef.base", base="gemma4-e2b", operator="frozen", step="coverage",
+            paper=QUOTED["chef"]["base"])
 def test_chef_base_coverage(paper, claim):
     judged = paper.load(load_judged, "step16")
     measured = {"mean_coverage": float(judged.coverage.mean()), "n": len(judged.coverage)}
-    verdict = agree(measured, {"mean_coverage": 0.452}, 5e-4)
-    claim.record(source="recomputed", metrics=measured, verdict=verdict)
-    assert verdict.passed, verdict.reasons
+    claim.conclude(source="recomputed", metrics=measured, verdict=agree(measured, QUOTED["chef"]["base"], 5e-4))
 
 
-@pytest.mark.claim("arc1.gemma.chef.dd", base="gemma4-e2b", operator="lora-sft-dpo", step="coverage",
-                   paper={"mean_coverage": 0.379})
+@claim_test("arc1.gemma.chef.dd", base="gemma4-e2b", operator="lora-sft-dpo", step="coverage",
+            paper=QUOTED["chef"]["dd"])
 def test_chef_dd_coverage(claim):
     pytest.skip("needs an LLM judge (--dd-judge-base-url) and the gold checklists, which the paper did not "
                 "release: the DD responses (eval_full_ddv2.json) cannot be scored for coverage without them")

@@ -17,10 +17,12 @@ import os
 import pytest
 
 from dd.arcs import cached_sft_adapter, compare_budgets, load_adapter, run_humaneval_arm
+from dd.paper import paper_numbers
 from dd.protocol import FAIL, PASS
+from dd.pytest import claim_test
 
 ADAPTER_ENV = "DD_ARC1_ADAPTER"
-N1024_PAPER = {"base_pass_pct.n1024": 36.0, "dd_pass_pct.n1024": 28.0, "delta.n1024": -8.0, "delta.n512": 15.3}
+N1024_PAPER = paper_numbers("arc1")["humaneval_budgets"]
 CODE_EXEC_FLAG = "--dd-allow-code-exec"
 
 
@@ -30,27 +32,20 @@ def _code_exec_or_skip(dd_settings) -> None:
                     "to allow it in the sandbox")
 
 
-def _record_budgets(claim, base_arms, op_arms, verdict, reasons, **extra):
-    cmp = compare_budgets(base_arms, op_arms)
-    claim.record(source="recomputed", metrics={**cmp.metrics(base_arms, op_arms), **extra}, verdict=verdict,
-                 reasons=[*reasons, *cmp.reasons()])
-    return cmp
-
-
 # ---------------------------------------------------------------------------------------------
 # (a) The paper's own comparison: Qwen3-0.6B vs its DD adapter, all 164 problems, 512 and 1024.
 
 
-@pytest.mark.claim("arc1.humaneval.n1024", base="qwen3-0.6b", operator="lora-sft-dpo", step="humaneval",
-                   paper=N1024_PAPER)
-@pytest.mark.model
-@pytest.mark.code_exec
+@claim_test("arc1.humaneval.n1024", base="qwen3-0.6b", operator="lora-sft-dpo", step="humaneval", paper=N1024_PAPER,
+            marks=[pytest.mark.model, pytest.mark.code_exec])
 def test_n512_delta_is_a_truncation_artifact(dd_settings, bases, claim):
     """The paper: the +15.3 at n_predict 512 is a truncation artifact (sign flips by 1024)."""
-    from dd.arcs import load_problems
+    from dd.arcs import humaneval_missing, load_problems
     from dd.lm import Unavailable, resolve_base
 
     missing = []
+    if humaneval_missing():
+        missing.append(humaneval_missing())
     if not dd_settings.allow_code_exec:
         missing.append(f"{CODE_EXEC_FLAG} (HumanEval scoring runs model-written code)")
     adapter_dir = os.environ.get(ADAPTER_ENV)
@@ -68,16 +63,16 @@ def test_n512_delta_is_a_truncation_artifact(dd_settings, bases, claim):
     problems = load_problems()
     base_arms, op_arms = {}, {}
     for budget in (512, 1024):
-        base_arms[budget] = run_humaneval_arm(base, problems, budget, bases.cache, name="base",
-                                                   allow_code_exec=True, workers=2)
-        op_arms[budget] = run_humaneval_arm(base, problems, budget, bases.cache, name="dd", operator=dd_op,
-                                                 allow_code_exec=True, workers=2)
+        base_arms[budget] = run_humaneval_arm(base, problems, budget, bases.cache, backend=bases.backend, name="base",
+                                              allow_code_exec=True, workers=2)
+        op_arms[budget] = run_humaneval_arm(base, problems, budget, bases.cache, backend=bases.backend, name="dd", operator=dd_op,
+                                            allow_code_exec=True, workers=2)
     cmp = compare_budgets(base_arms, op_arms)
     holds = cmp.per_budget[512].verdict == "truncation_artifact" or not cmp.sensitivity.sign_stable
     why = (f"n512 verdict {cmp.per_budget[512].verdict}, sign stable {cmp.sensitivity.sign_stable}: the paper's "
            f"'truncation artifact' {'holds' if holds else 'does not hold'}")
-    _record_budgets(claim, base_arms, op_arms, PASS if holds else FAIL, [why], adapter=dd_op.key())
-    assert holds, why
+    claim.conclude(source="recomputed", metrics={**cmp.metrics(base_arms, op_arms), "adapter": dd_op.key()},
+                   verdict=PASS if holds else FAIL, reasons=[why, *cmp.reasons()])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -158,33 +153,31 @@ MEASURED_NUMBERS = ("pass@1 0% -> 5% at 128 and 384 tokens, truncation 45%/10% a
                     "truncation_artifact at both budgets")
 
 
-@pytest.mark.claim("arc1.humaneval.smollm2-135m", base=SMALL_BASE, operator="lora-sft-disposition",
-                   step="humaneval")
-@pytest.mark.model
-@pytest.mark.code_exec
-@pytest.mark.heavy
-@pytest.mark.xfail(MEASURED_VERDICT != "pass", strict=True, raises=AssertionError,
-                   reason=f"measured by this suite, not quoted by the paper: verdict {MEASURED_VERDICT} "
-                          f"({MEASURED_NUMBERS})")
+@claim_test("arc1.humaneval.smollm2-135m", base=SMALL_BASE, operator="lora-sft-disposition", step="humaneval",
+            expected=MEASURED_VERDICT,
+            why=f"measured by this suite, not quoted by the paper: verdict {MEASURED_VERDICT} ({MEASURED_NUMBERS})",
+            marks=[pytest.mark.model, pytest.mark.code_exec, pytest.mark.heavy])
 def test_smollm_disposition_lora_humaneval(dd_settings, bases, claim):
     """Claim held: a disposition-styled SFT LoRA improves HumanEval pass@1 as a real effect.
 
     Real means: the arms are comparable (truncation) at every budget, and the delta is positive at
     every budget (so its sign survives the change of budget).
     """
-    from dd.arcs import load_problems
+    from dd.arcs import humaneval_missing, load_problems
     from dd.operators import LoraTrainConfig
 
     _code_exec_or_skip(dd_settings)
+    if humaneval_missing():
+        pytest.skip(humaneval_missing())
     base = bases.get(SMALL_BASE)
     op = cached_sft_adapter(base, DISPOSITION_PAIRS, LoraTrainConfig(**SFT_CONFIG_KW), bases.cache)
     problems = load_problems()[:SUBSET]
     base_arms, op_arms = {}, {}
     for budget in BUDGETS:
-        base_arms[budget] = run_humaneval_arm(base, problems, budget, bases.cache, name="base",
-                                                   allow_code_exec=True, workers=2)
-        op_arms[budget] = run_humaneval_arm(base, problems, budget, bases.cache, name="sft-lora",
-                                                 operator=op, allow_code_exec=True, workers=2)
+        base_arms[budget] = run_humaneval_arm(base, problems, budget, bases.cache, backend=bases.backend, name="base",
+                                              allow_code_exec=True, workers=2)
+        op_arms[budget] = run_humaneval_arm(base, problems, budget, bases.cache, backend=bases.backend, name="sft-lora",
+                                            operator=op, allow_code_exec=True, workers=2)
     cmp = compare_budgets(base_arms, op_arms)
     comparable = all(c.verdict == "comparable" for c in cmp.per_budget.values())
     improves = all(c.delta > 0 for c in cmp.per_budget.values())
@@ -192,6 +185,6 @@ def test_smollm_disposition_lora_humaneval(dd_settings, bases, claim):
     why = (f"deltas {[(b, round(100 * c.delta, 1)) for b, c in sorted(cmp.per_budget.items())]} pct points, "
            f"comparable at every budget: {comparable}, sign stable: {cmp.sensitivity.sign_stable}")
     losses = op.adapter.history[-1]["losses"]
-    _record_budgets(claim, base_arms, op_arms, PASS if holds else FAIL, [why], adapter=op.key(),
-                    sft_steps=len(losses), sft_first_loss=losses[0], sft_last_loss=losses[-1])
-    assert holds, why
+    claim.conclude(source="recomputed", verdict=PASS if holds else FAIL, reasons=[why, *cmp.reasons()],
+                   metrics={**cmp.metrics(base_arms, op_arms), "adapter": op.key(), "sft_steps": len(losses),
+                            "sft_first_loss": losses[0], "sft_last_loss": losses[-1]})

@@ -8,15 +8,13 @@ circuit" is held against the released top ten.
 
 import pytest
 
-from dd.paper import load_attribution, load_profile, profile_from_judged
-from dd.protocol import two_by_two
-from dd.protocol import agree, combine
-from dd.protocol import FAIL, PASS, Verdict
+from dd.paper import load_attribution, load_profile, paper_numbers, profile_from_judged
+from dd.protocol import FAIL, PASS, Verdict, agree, combine, two_by_two
+from dd.pytest import claim_param, claim_test
 
-TOP_HEADS = {
-    "gemma4-e2b": ["L16H5", "L20H7", "L3H3", "L18H5", "L17H0"],
-    "qwen3.5-0.8b": ["L7H6", "L23H1", "L19H2", "L23H0", "L23H7"],
-}
+QUOTED = paper_numbers("arc2")["attribution"]
+TOP_HEADS = QUOTED["magnitude_top5"]
+CIRCUIT = QUOTED["circuit"]["layers"]
 
 
 def head_name(row) -> str:
@@ -24,8 +22,8 @@ def head_name(row) -> str:
 
 
 @pytest.mark.parametrize("base", [
-    pytest.param(b, id=b, marks=pytest.mark.claim("arc2.attr.magnitude", base=b, operator="frozen", step="attribution",
-                                                  paper={"top5": heads}))
+    claim_param(b, id=b, claim_id="arc2.attr.magnitude", base=b, operator="frozen", step="attribution",
+                paper={"top5": heads})
     for b, heads in TOP_HEADS.items()
 ])
 def test_magnitude_attribution_is_consistent(base, paper, claim):
@@ -51,22 +49,19 @@ def test_magnitude_attribution_is_consistent(base, paper, claim):
         paper=agree(measured, {"top5": TOP_HEADS[base]}),
         cohorts=agree(measured, {"cohorts": cohorts_from_2x2}),
     )
-    claim.record(source="recomputed", metrics=measured, verdict=verdict)
-    assert verdict.passed, verdict.reasons
+    claim.conclude(source="recomputed", metrics=measured, verdict=verdict)
 
 
-@pytest.mark.claim("arc2.attr.circuit_layers", base="qwen3.5-0.8b", operator="frozen", step="attribution",
-                   paper={"layers": [11, 19, 23]})
-@pytest.mark.xfail(strict=True, reason="paper: 'same L11/L19/L23 circuit'; no L11 head is in the released "
-                                       "magnitude top ten (the first ranks 12th)")
+@claim_test("arc2.attr.circuit_layers", base="qwen3.5-0.8b", operator="frozen", step="attribution",
+            paper={"layers": CIRCUIT}, expected="fail",
+            why=f"paper: 'same {'/'.join(f'L{layer}' for layer in CIRCUIT)} circuit'; no L11 head is in the released "
+                "magnitude top ten (the first ranks 12th)")
 def test_paper_circuit_layers_are_in_the_top_ten(paper, claim):
     rows = paper.load(load_attribution, "qwen3.5-0.8b")["all_heads_ranked_by_cohen_d"]
     top_layers = sorted({r["layer"] for r in rows[:10]})
-    first_rank = {layer: next(i + 1 for i, r in enumerate(rows) if r["layer"] == layer) for layer in (11, 19, 23)}
-    missing = [layer for layer in (11, 19, 23) if layer not in top_layers]
+    first_rank = {layer: next(i + 1 for i, r in enumerate(rows) if r["layer"] == layer) for layer in CIRCUIT}
+    missing = [layer for layer in CIRCUIT if layer not in top_layers]
     verdict = Verdict(FAIL if missing else PASS, tuple(
         f"L{layer}: first head ranks {first_rank[layer]}" for layer in missing) or ("all in the top ten",), {})
-    claim.record(source="recomputed", metrics={"top10_layers": top_layers,
-                                               **{f"first_rank_L{k}": v for k, v in first_rank.items()}},
-                 verdict=verdict)
-    assert verdict.passed, verdict.reasons
+    claim.conclude(source="recomputed", verdict=verdict,
+                   metrics={"top10_layers": top_layers, **{f"first_rank_L{k}": v for k, v in first_rank.items()}})

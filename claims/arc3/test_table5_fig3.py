@@ -3,15 +3,24 @@
 import numpy as np
 import pytest
 
-from dd.paper import load_fresh_gold, load_judged, load_smollm_split, load_summary
-from dd.protocol import balanced_asymmetry, fit_predict, permutation_null, roc_auc
-from dd.protocol import agree, combine
-from dd.protocol import FAIL, PASS, Verdict
+from dd.paper import load_fresh_gold, load_judged, load_smollm_split, load_summary, paper_numbers
+from dd.protocol import (
+    FAIL,
+    PASS,
+    Verdict,
+    agree,
+    balanced_asymmetry,
+    bars,
+    combine,
+    fit_predict,
+    permutation_null,
+    roc_auc,
+)
+from dd.pytest import claim_param, claim_test
 
-TABLE5 = {
-    "gemma4-e2b": {"pos_rate_step16": 0.58, "pos_rate_fresh": 0.285, "best_auc": 0.516, "best_asym": -0.043},
-    "smollm2-1.7b": {"pos_rate_step16": 0.56, "pos_rate_fresh": 0.047, "best_auc": 0.519, "best_asym": -0.188},
-}
+QUOTED = paper_numbers("arc3")
+TABLE5 = QUOTED["table5"]
+SEPARATION = bars("separation")
 
 
 def best_of(configs: dict[str, tuple[float, float]]) -> dict:
@@ -40,23 +49,27 @@ def table5_column(paper, base):
 
 
 @pytest.mark.parametrize("base", [
-    pytest.param(b, id=b, marks=pytest.mark.claim("arc3.table5", base=b, operator="sidecar-logreg", step="fresh",
-                                                  paper=TABLE5[b]))
+    claim_param(b, id=b, claim_id="arc3.table5", base=b, operator="sidecar-logreg", step="fresh", paper=TABLE5[b])
     for b in TABLE5
 ])
 def test_table5_column(base, paper, claim):
     """Gemma's AUC/asym come from the stored summary (features unreleased); SmolLM's are refit."""
     source, measured = table5_column(paper, base)
-    verdict = agree(measured, TABLE5[base], 5e-4)
-    claim.record(source=source, metrics=measured, verdict=verdict)
-    assert verdict.passed, verdict.reasons
+    claim.conclude(source=source, metrics=measured, verdict=agree(measured, TABLE5[base], 5e-4))
+
+
+def one_config_expectation(base: str) -> dict[str, str]:
+    """The expected verdict of 'the column comes from one probe config': SmolLM's mixes two."""
+    if base != "smollm2-1.7b":
+        return {"expected": "pass"}
+    fresh = QUOTED["smollm"]["fresh"]
+    return {"expected": "fail", "why": f"Table 5's SmolLM column mixes C=1.0 (AUC {fresh['C=1.0']['auc']}) and "
+                                       f"C=0.1 (asym {fresh['C=0.1']['balanced_asym']})"}
 
 
 @pytest.mark.parametrize("base", [
-    pytest.param(b, id=b, marks=[
-        pytest.mark.claim("arc3.table5.one_config", base=b, operator="sidecar-logreg", step="fresh"),
-        *([pytest.mark.xfail(strict=True, reason="Table 5's SmolLM column mixes C=1.0 (AUC 0.519) and "
-                                                 "C=0.1 (asym -0.188)")] if b == "smollm2-1.7b" else [])])
+    claim_param(b, id=b, claim_id="arc3.table5.one_config", base=b, operator="sidecar-logreg", step="fresh",
+                **one_config_expectation(b))
     for b in TABLE5
 ])
 def test_table5_column_uses_one_config(base, paper, claim):
@@ -64,17 +77,16 @@ def test_table5_column_uses_one_config(base, paper, claim):
     same = measured["best_auc_config"] == measured["best_asym_config"]
     verdict = Verdict(PASS if same else FAIL, (
         f"best AUC from {measured['best_auc_config']}, best asym from {measured['best_asym_config']}",), {})
-    claim.record(source=source, metrics=measured, verdict=verdict)
-    assert verdict.passed, verdict.reasons
+    claim.conclude(source=source, metrics=measured, verdict=verdict)
 
 
-@pytest.mark.claim("arc3.fig3.pca", base="smollm2-1.7b", operator="frozen", step="fresh",
-                   paper={"n_pos": 9, "n_neg": 184})
+@claim_test("arc3.fig3.pca", base="smollm2-1.7b", operator="frozen", step="fresh", paper=QUOTED["fig3"])
 def test_fig3_no_separation(paper, claim):
     """SmolLM fresh h_last in 2 PCs: 9 correct vs 184 wrong, no separation.
 
     Separation is measured as the distance between class centroids in the 2-PC plane against a
-    label-permutation null; 'no separation' holds when the null's p-value is above 0.05.
+    label-permutation null; 'no separation' holds when the null's p-value is above the bar
+    (`gates.toml` [separation]).
     """
     from sklearn.decomposition import PCA
 
@@ -85,15 +97,15 @@ def test_fig3_no_separation(paper, claim):
     def centroid_gap(labels):
         return float(np.linalg.norm(pcs[labels == 1].mean(0) - pcs[labels == 0].mean(0)))
 
-    null = permutation_null(y, centroid_gap, lambda v: False, greater_is_extreme=True, n_permutations=2000)
+    null = permutation_null(y, centroid_gap, lambda v: False, greater_is_extreme=True,
+                            n_permutations=SEPARATION["permutations"])
     pc_aucs = [roc_auc(y, pcs[:, i]) for i in range(2)]
     measured = {"n_pos": int(y.sum()), "n_neg": int((y == 0).sum()), "centroid_gap": null.observed,
                 "centroid_gap_p": null.p_value, "pc1_auc": pc_aucs[0], "pc2_auc": pc_aucs[1]}
-    separated = null.p_value <= 0.05
-    verdict = combine(paper=agree(measured, {"n_pos": 9, "n_neg": 184}),
+    separated = null.p_value <= SEPARATION["alpha"]
+    verdict = combine(paper=agree(measured, QUOTED["fig3"]),
                       separation=Verdict(FAIL if separated else PASS, (
                           f"centroid gap {null.observed:.3f}, permutation p = {null.p_value:.3f}",), {}))
-    claim.record(source="recomputed", metrics=measured, verdict=verdict)
     claim.figure("smollm_fresh_pca", {"kind": "pca", "title": "SmolLM2-1.7B fresh h_last, 2 PCs",
                                       "x": pcs[:, 0].tolist(), "y": pcs[:, 1].tolist(), "labels": y.tolist()})
-    assert verdict.passed, verdict.reasons
+    claim.conclude(source="recomputed", metrics=measured, verdict=verdict)

@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dd.arcs import _humaneval as humaneval
+from dd.core import Cache, model_run_key, sha256_json
+from dd.lm import Generation, GenerationConfig, cached_generate
 from dd.protocol import (
     ArmComparison,
     ArmStats,
@@ -34,39 +36,28 @@ from dd.protocol import (
     budget_sensitivity,
     compare_arms,
 )
-from dd.core import Cache, model_run_key, sha256_json
-from dd.lm import Generation, GenerationConfig, cached_generate, generation_key
 
 if TYPE_CHECKING:
     from dd.arcs._attribution import HeadInputs
     from dd.arcs._disposition import JudgedArm
-    from dd.judges import JudgeCache, JudgeConfig
+    from dd.judges import JudgeConfig
     from dd.lm import LazyBase, LoadedBase
 
 
-def operator_key(operator: Any | None) -> str:
-    """The cache-key name of an operator (``frozen`` for none), so both arms key the same way."""
-    return "frozen" if operator is None else operator.key()
-
-
 def arm_generations(base: LazyBase | LoadedBase, prompts: Sequence[str], config: GenerationConfig,
-                    cache: Cache, operator: Any | None = None) -> list[Generation]:
-    """Generations of ``base`` under ``operator`` through the cache.
+                    cache: Cache, operator: Any | None = None, *, chunk: int | None = None,
+                    backend: Any | None = None) -> list[Generation]:
+    """Generations of ``base`` under ``operator`` through the cache, keyed by the operator itself.
 
     On a hit (or in offline mode, where a miss must raise) nothing is loaded; on a miss the base
-    is loaded, the operator applied for the duration of the run, and removed again.
+    is loaded and ``cached_generate`` runs the operator's arm: a hook or adapter applied for the
+    run and removed again, or a prompt operator's messages. With ``chunk``, every ``chunk``
+    prompts are one cache entry, so an interrupted run loses at most the chunk it was on. ``backend``
+    is where generation runs (``dd.lm.get_backend``; in-process transformers when None).
     """
-    key_op = operator_key(operator)
-    key = generation_key(base, prompts, config, operator=key_op)
-    if cache.contains(key) or cache.offline:
-        return cached_generate(base, prompts, config, cache, operator=key_op)
-    loaded = base.load()
-    handle = operator.apply(loaded) if operator is not None else None
-    try:
-        return cached_generate(loaded, prompts, config, cache, operator=key_op)
-    finally:
-        if handle is not None:
-            handle.remove()
+    size = chunk or max(1, len(prompts))
+    return [g for i in range(0, len(prompts), size)
+            for g in cached_generate(base, prompts[i : i + size], config, cache, operator=operator, backend=backend)]
 
 
 @dataclass(frozen=True)
@@ -105,7 +96,8 @@ def humaneval_prompts(problems: Sequence[humaneval.Problem]) -> list[str]:
 def run_humaneval_arm(base: LazyBase | LoadedBase, problems: Sequence[humaneval.Problem], n_predict: int,
                       cache: Cache, *, name: str = "base", operator: Any | None = None,
                       allow_code_exec: bool, batch_size: int = 8, timeout_s: float = 10.0,
-                      workers: int = 1, enable_thinking: bool | None = None) -> HumanEvalArm:
+                      workers: int = 1, enable_thinking: bool | None = None, chunk: int | None = None,
+                      backend: Any | None = None) -> HumanEvalArm:
     """Generate one completion per problem at ``n_predict`` and score it in the sandbox.
 
     The opt-in is checked before any generation, so a refused run costs nothing and runs nothing.
@@ -117,7 +109,7 @@ def run_humaneval_arm(base: LazyBase | LoadedBase, problems: Sequence[humaneval.
         raise humaneval.CodeExecutionNotAllowed(
             "HumanEval scoring executes model-written code; pass --dd-allow-code-exec to allow it")
     config = GenerationConfig(n_predict=n_predict, batch_size=batch_size, enable_thinking=enable_thinking)
-    gens = arm_generations(base, humaneval_prompts(problems), config, cache, operator)
+    gens = arm_generations(base, humaneval_prompts(problems), config, cache, operator, chunk=chunk, backend=backend)
     results = humaneval.evaluate(problems, {p.task_id: g.text for p, g in zip(problems, gens, strict=True)},
                                  allow_code_exec=True, timeout_s=timeout_s, workers=workers)
     stats = arm_stats(name, [g.finish_reason for g in gens], [len(g.token_ids) for g in gens])
@@ -139,13 +131,13 @@ class BudgetComparison:
             for arm, arms in (("base", base), ("op", op)):
                 out.update({f"{arm}.n{budget}.{k}": v for k, v in arms[budget].metrics().items()})
             out[f"delta_pct.n{budget}"] = 100 * cmp.delta
-            out[f"verdict.n{budget}"] = cmp.verdict
+            out[f"verdict.n{budget}"] = cmp.verdict.code
         out["sign_stable"] = self.sensitivity.sign_stable
         return out
 
     def reasons(self) -> list[str]:
         """Each budget's truncation reasons, prefixed with the budget."""
-        return [f"n_predict {b}: {r}" for b, cmp in sorted(self.per_budget.items()) for r in cmp.reasons]
+        return [f"n_predict {b}: {r}" for b, cmp in sorted(self.per_budget.items()) for r in cmp.verdict.reasons]
 
 
 def compare_budgets(base: Mapping[int, HumanEvalArm], op: Mapping[int, HumanEvalArm]) -> BudgetComparison:
@@ -160,33 +152,25 @@ def perplexity(base: LoadedBase, pairs: Sequence[tuple[str, str]], *, batch_size
     """exp(mean NLL per response token) of fixed (prompt, response) pairs, teacher-forced.
 
     A fixed reference text measures what an edit does to the base's content model without a judge
-    or code execution: if tempering only changed disposition, this would not move. Rows are
-    left-padded with explicit position ids (as in ``dd.lm``), so batching does not change it.
-    Hooks already on the model (a tempering handle) act.
+    or code execution: if tempering only changed disposition, this would not move. The pass is
+    ``dd.lm.teacher_force``, so batching does not change it. Hooks already on the model (a
+    tempering handle) act.
     """
     import torch
 
-    from dd.lm import render_pair
-    from dd.lm import left_pad
-    from dd.lm._generate import _batches
+    from dd.lm import render_pair, teacher_force
 
     rendered = [render_pair(base.tokenizer, p, r, max_length=max_length) for p, r in pairs]
     nll, count = 0.0, 0
-    with torch.inference_mode():
-        for batch in _batches([len(r.ids) for r in rendered], max(1, batch_size)):
-            ids, mask, pos = left_pad([rendered[i].ids for i in batch], base.pad_token_id, base.device)
-            logits = base.model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=False).logits
-            width = ids.shape[1]
-            for row, i in enumerate(batch):
-                r = rendered[i]
-                off = width - len(r.ids)
-                # token t is predicted at position t - 1; the first response token needs a context
-                a, b = off + max(r.response_start, 1), off + r.response_end
-                # only the response rows of the logits are normalised (a 262k vocabulary is large)
-                nll += float(torch.nn.functional.cross_entropy(logits[row, a - 1 : b - 1].float(), ids[row, a:b],
-                                                               reduction="sum"))
-                count += b - a
-            del logits
+    for batch, out in teacher_force(base, rendered, batch_size=batch_size, use_cache=False):
+        for row, (off, (start, b)) in enumerate(zip(batch.offsets, batch.spans, strict=True)):
+            # token t is predicted at position t - 1; the first response token needs a context
+            a = max(start, off + 1)
+            # only the response rows of the logits are normalised (a 262k vocabulary is large)
+            nll += float(torch.nn.functional.cross_entropy(out.logits[row, a - 1 : b - 1].float(),
+                                                           batch.input_ids[row, a:b], reduction="sum"))
+            count += b - a
+        del out  # one batch's logits at a time
     if count == 0:
         raise ValueError("no response tokens to score")
     return math.exp(nll / count)
@@ -197,7 +181,8 @@ def cached_head_inputs(base: LazyBase | LoadedBase, pairs: Sequence[tuple[str, s
     """``collect_head_inputs`` through the cache (npz), so attribution re-runs load no model."""
     from dd.arcs._attribution import HeadInputs, HeadSite, collect_head_inputs
 
-    key = model_run_key("head_inputs", base.identity(), {"attr.last_n_tokens": last_n_tokens, "attr.kinds": "attention"},
+    config = {"attr.last_n_tokens": last_n_tokens, "attr.kinds": "attention"}
+    key = model_run_key("head_inputs", base.identity(), config,
                         {"pairs_sha256": sha256_json([list(p) for p in pairs])}, n_items=len(pairs), operator="frozen")
 
     def build() -> dict[str, Any]:
@@ -228,7 +213,7 @@ class DispositionProbe:
     prompts: tuple[str, ...]
     n_predict: int
     judge: JudgeConfig
-    judge_cache: JudgeCache | None = None
+    judge_cache: Cache | None = None
 
 
 @dataclass(frozen=True)
@@ -311,28 +296,42 @@ def load_adapter(directory: str | Path) -> Any:
         return Lora(directory)
     cfg = json.loads((directory / "adapter_config.json").read_text())
     targets = cfg.get("target_modules") or []
-    target = "attention" if targets and set(targets) <= set(ATTENTION_MODULES) else "all-linear"
-    config = LoraTrainConfig(target=target, r=int(cfg["r"]), alpha=int(cfg["lora_alpha"]))
+    attention_only = bool(targets) and set(targets) <= set(ATTENTION_MODULES)
+    config = LoraTrainConfig(target="attention" if attention_only else "all-linear", r=int(cfg["r"]),
+                             alpha=int(cfg["lora_alpha"]))
     state = load_file(str(directory / "adapter_model.safetensors"))
     return Lora(LoraAdapter(config, state, ({"method": "external-peft", "steps": None},)))
 
 
 def cached_sft_adapter(base: LazyBase | LoadedBase, pairs: Sequence[tuple[str, str]], config: Any,
                        cache: Cache) -> Any:
-    """A ``Lora`` operator trained by ``train_sft`` once per (base, pairs, config), kept under the cache.
+    """A ``Lora`` operator trained by ``train_sft`` once per (base, pairs, config): an ``adapters`` entry.
 
-    Generations are keyed by the adapter's weights hash, so re-using the trained adapter is what
-    makes a warm re-run load no model.
+    The entry holds the weights as safetensors bytes beside their config and history, so the
+    cache's checksum and commit rule cover them like any other kind. Generations are keyed by the
+    adapter's weights hash, so re-using the trained adapter is what makes a warm re-run load no model.
+
+    Raises:
+        CacheMiss: offline, when the adapter was never trained (training needs the model).
     """
     from dataclasses import asdict
 
-    from dd.operators import Lora, train_sft
+    from safetensors.torch import load as load_state
+    from safetensors.torch import save as save_state
 
-    digest = sha256_json({"base": base.identity(), "pairs": [list(p) for p in pairs], "config": asdict(config)})
-    directory = cache.root / "adapters" / digest[:32]
-    if not (directory / "dd_adapter.json").is_file():
+    from dd.operators import Lora, LoraAdapter, LoraTrainConfig, train_sft
+
+    key = model_run_key("adapters", base.identity(), {f"sft.{k}": v for k, v in asdict(config).items()},
+                        {"pairs_sha256": sha256_json([list(p) for p in pairs])}, n_items=len(pairs),
+                        operator="train-sft")
+
+    def build() -> dict[str, Any]:
         adapter = train_sft(base.load(), pairs, config)
-        tmp = directory.with_name(directory.name + ".tmp")
-        adapter.save(tmp)
-        tmp.replace(directory) if not directory.exists() else None
-    return Lora(directory)
+        weights = save_state({k: v.contiguous() for k, v in adapter.state.items()})
+        return {"safetensors": np.frombuffer(weights, dtype=np.uint8),
+                "adapter": np.array(json.dumps({"config": asdict(adapter.config), "history": list(adapter.history)}))}
+
+    z = cache.get_or_build(key, build, fmt="npz")
+    meta = json.loads(str(z["adapter"]))
+    return Lora(LoraAdapter(LoraTrainConfig(**meta["config"]), load_state(z["safetensors"].tobytes()),
+                            tuple(meta["history"])))

@@ -24,7 +24,7 @@ import numpy as np
 from dd.operators._sites import SiteKind, projection_sites, text_decoder
 
 if TYPE_CHECKING:
-    from dd.lm import LoadedBase
+    from dd.lm import ForcedBatch, InputHook, LoadedBase
 
 
 @dataclass(frozen=True)
@@ -100,14 +100,9 @@ def collect_head_inputs(
     Raises:
         ValueError: for a pair whose response renders to no tokens.
     """
-    import torch
-
-    from dd.lm import render_pair
-    from dd.lm import left_pad
-    from dd.lm._generate import _batches
+    from dd.lm import render_pair, teacher_force
 
     sites = [s for s in projection_sites(base.model).values() if s.kind in kinds]
-    decoder = text_decoder(base.model)
     rendered = [render_pair(base.tokenizer, p, r, chat=chat, enable_thinking=enable_thinking) for p, r in pairs]
     empty = [i for i, r in enumerate(rendered) if r.response_end <= r.response_start]
     if empty:
@@ -115,35 +110,23 @@ def collect_head_inputs(
     n = len(pairs)
     norms = [np.zeros((n, s.n_heads), dtype=np.float32) for s in sites]
     means = [np.zeros((n, s.n_heads, s.head_dim), dtype=np.float32) for s in sites]
-    windows: list[tuple[int, int, int]] = []  # (item, start, end) in padded coordinates
 
-    def make_hook(k: int) -> Any:
+    def read(k: int) -> InputHook:
         site = sites[k]
 
-        def hook(module: Any, args: tuple[Any, ...]) -> None:
-            x = args[0]
-            for row, (item, a, b) in enumerate(windows):
+        def hook(batch: ForcedBatch, x: Any) -> None:
+            for row, (item, (start, b)) in enumerate(zip(batch.items, batch.spans, strict=True)):
+                a = max(start, b - last_n_tokens)
                 seg = x[row, a:b].float().reshape(b - a, site.n_heads, site.head_dim)
                 norms[k][item] = seg.norm(dim=-1).mean(0).cpu().numpy()
                 means[k][item] = seg.mean(0).cpu().numpy()
 
         return hook
 
-    hooks = [s.module.register_forward_pre_hook(make_hook(k)) for k, s in enumerate(sites)]
-    try:
-        with torch.inference_mode():
-            for batch in _batches([len(r.ids) for r in rendered], max(1, batch_size)):
-                ids, mask, pos = left_pad([rendered[i].ids for i in batch], base.pad_token_id, base.device)
-                width = ids.shape[1]
-                windows[:] = []
-                for i in batch:
-                    r = rendered[i]
-                    off = width - len(r.ids)
-                    windows.append((i, off + max(r.response_start, r.response_end - last_n_tokens), off + r.response_end))
-                decoder(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=False)
-    finally:
-        for h in hooks:
-            h.remove()
+    hooks = [(s.module, read(k)) for k, s in enumerate(sites)]
+    for _ in teacher_force(base, rendered, batch_size=batch_size, module=text_decoder(base.model), hooks=hooks,
+                           use_cache=False):
+        pass  # the hooks read everything during the forward; the outputs are not needed
     used = np.asarray([min(last_n_tokens, r.response_end - r.response_start) for r in rendered], dtype=np.int64)
     hs = tuple(HeadSite(s.layer, s.kind, s.n_heads, s.head_dim, s.attn_index) for s in sites)
     return HeadInputs(hs, tuple(norms), tuple(means), used, last_n_tokens)

@@ -14,18 +14,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dd.protocol import ArmComparison, ArmStats, arm_stats, compare_arms
-from dd.lm import Generation
+from dd.core import Cache
 from dd.judges import (
     V4_AXES,
-    JudgeCache,
     JudgeConfig,
     JudgeItem,
     JudgeRun,
+    V4Label,
     get_judge,
     require_same_judging,
     run_judge,
 )
+from dd.lm import Generation
+from dd.protocol import ArmComparison, ArmStats, arm_stats, compare_arms, sign_flip_p
 
 # The two dispositions Arc 2 tempered (Humble, Adversarial-self) and its content axis on Chef.
 DISPOSITION_AXES: tuple[str, ...] = ("hedging_appropriateness", "self_verification")
@@ -57,7 +58,7 @@ class JudgedArm:
 
 
 def judge_arm(name: str, generations: Sequence[Generation], config: JudgeConfig,
-              cache: JudgeCache | None = None) -> JudgedArm:
+              cache: Cache | None = None) -> JudgedArm:
     """The v4 labels of one arm's generations.
 
     Raises:
@@ -69,7 +70,9 @@ def judge_arm(name: str, generations: Sequence[Generation], config: JudgeConfig,
         shown = "; ".join(f"item {i} ({e.stage}: {e.kind}: {e.message[:80]})" for i, e in run.errors[:3])
         raise JudgingFailed(f"arm {name!r}: the judge failed on {len(run.errors)} of {len(items)} items ({shown}); "
                             "a failed label is never filled with a default, so this arm has no disposition")
-    high = {axis: np.array([out.binary(axis) for out in run.outcomes], dtype=np.int8) for axis in V4_AXES}
+    labels = [out for out in run.outcomes if isinstance(out, V4Label)]
+    assert len(labels) == len(run.outcomes), "a v4 run without errors holds only V4Label outcomes"
+    high = {axis: np.array([label.binary(axis) for label in labels], dtype=np.int8) for axis in V4_AXES}
     stats = arm_stats(name, [g.finish_reason for g in generations], [len(g.token_ids) for g in generations])
     return JudgedArm(name, run, high, stats)
 
@@ -103,15 +106,8 @@ def paired_shift(axis: str, base: np.ndarray, op: np.ndarray, *, n_permutations:
     base, op = np.asarray(base, dtype=float), np.asarray(op, dtype=float)
     if base.shape != op.shape or base.ndim != 1 or not len(base):
         raise ValueError(f"paired arms need equal non-empty 1-d label arrays, got {base.shape} and {op.shape}")
-    diff = op - base
-    observed = diff.mean()
-    if not diff.any():
-        p = 1.0
-    else:
-        signs = np.random.default_rng(seed).choice((-1.0, 1.0), size=(n_permutations, len(diff)))
-        null = (signs * diff).mean(axis=1)
-        p = float((1 + np.sum(null >= observed - 1e-12)) / (n_permutations + 1))
-    return Shift(axis, float(base.mean()), float(op.mean()), p, len(diff))
+    p = sign_flip_p(op - base, n_permutations=n_permutations, seed=seed)
+    return Shift(axis, float(base.mean()), float(op.mean()), p, len(base))
 
 
 @dataclass(frozen=True)
@@ -135,9 +131,11 @@ class DispositionComparison:
         for s in (*self.shifts.values(), self.content):
             out.update({f"{s.axis}.base_pct": 100 * s.base_rate, f"{s.axis}.op_pct": 100 * s.op_rate,
                         f"{s.axis}.p": s.p_value})
+        code = self.truncation.verdict.code
+        assert code is not None, "compare_arms always gives its verdict a code"
         out.update({"truncation_pct.base": 100 * self.truncation.base_rate,
                     "truncation_pct.op": 100 * self.truncation.operator_rate,
-                    "truncation_verdict": self.truncation.verdict})
+                    "truncation_verdict": code})
         return out
 
 
@@ -156,5 +154,6 @@ def compare_dispositions(base: JudgedArm, op: JudgedArm, *, axes: Sequence[str] 
               for axis in axes}
     content = paired_shift(CONTENT_AXIS, base.high[CONTENT_AXIS], op.high[CONTENT_AXIS], n_permutations=n_permutations)
     # only the truncation verdict is used here; the scores just size-check the arms
-    trunc = compare_arms(base.stats, op.stats, base.high[axes[0]], op.high[axes[0]])
+    # (as Python ints: an int8 array summed element by element would wrap past 127)
+    trunc = compare_arms(base.stats, op.stats, base.high[axes[0]].tolist(), op.high[axes[0]].tolist())
     return DispositionComparison(shifts, content, trunc, judging)

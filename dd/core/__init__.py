@@ -1,4 +1,4 @@
-"""The bottom layer: the content-addressed cache, hashing, and the suite's options.
+"""The bottom layer: the content-addressed cache, hashing, the suite's options, and registries.
 
 Nothing here imports torch, numpy-heavy code or anything above it.
 """
@@ -10,8 +10,8 @@ from dd.core._cache import (
     CacheKey,
     CacheMiss,
     CorruptCacheEntry,
+    EntryInfo,
     canonical_json,
-    default_root,
     model_run_key,
     sha256_bytes,
     sha256_json,
@@ -20,21 +20,33 @@ from dd.core._options import (
     FLAGS,
     OPTIONS,
     Settings,
+    resolve_cache_root,
     resolve_settings,
 )
+from dd.core._progress import progress, set_progress
+from dd.core._registry import Registry
+from dd.core._retry import Backoff, RepeatWatch, retry_after, retryable
 
 __all__ = [
+    "progress",
+    "set_progress",
     "Cache",
     "CacheKey",
     "CacheMiss",
     "CorruptCacheEntry",
+    "EntryInfo",
     "FLAGS",
     "OPTIONS",
+    "Backoff",
+    "Registry",
+    "RepeatWatch",
     "Settings",
     "canonical_json",
-    "default_root",
     "model_run_key",
+    "resolve_cache_root",
     "resolve_settings",
+    "retry_after",
+    "retryable",
     "sha256_bytes",
     "sha256_json",
 ]

@@ -2,9 +2,10 @@
 
 The official `openai` client does the transport with its own retries switched off, so the retry
 policy (which failures, how many times, how long to wait) is ours and testable. Every question
-goes through the cache first; an offline miss raises `JudgeCacheMiss`. A reply that cannot be
-parsed, or a call that still fails after the retries, becomes an explicit `JudgeError` in that
-item's slot with the raw text kept: never a default label.
+goes through the suite's one cache first (`dd.core.Cache`, kind `judges`); an offline miss
+raises `dd.core.CacheMiss`. Only a reply the strict parser accepted is stored: a reply that cannot
+be parsed, or a call that still fails after the retries, becomes an explicit `JudgeError` in that
+item's slot with the raw text kept, never a default label and never a cache entry.
 """
 
 from __future__ import annotations
@@ -19,29 +20,38 @@ from typing import Any, TypeVar
 
 import numpy as np
 import openai
-from tqdm.auto import tqdm
 
-from dd.paper import ArtifactStore
-from dd.paper import V4_AXES as DATA_AXES
-from dd.paper import JudgedSet, load_judged
-from dd.judges._cache import CacheKey, JudgeCache, schema_sha256
+from dd.core import (
+    Backoff,
+    Cache,
+    CacheKey,
+    CacheMiss,
+    RepeatWatch,
+    progress,
+    retry_after,
+    retryable,
+    sha256_json,
+)
 from dd.judges._protocol import (
+    ChecklistLabel,
     Judge,
-    JudgeCacheMiss,
     JudgeError,
     JudgeFailure,
     JudgeItem,
     Message,
     Outcome,
     ParseError,
+    V4Label,
+    VerbalLabel,
     canonical_messages,
     messages_hash,
 )
 from dd.judges._rubrics import get_judge
+from dd.paper import CORRECT_COVERAGE, V4_AXES, ArtifactStore, JudgedSet, load_judged
+from dd.protocol import thresholds
 
 T = TypeVar("T")
 KEY_ENV_VARS = ("DD_JUDGE_API_KEY", "OPENAI_API_KEY")
-PROGRESS_MIN_ITEMS = 20
 _RAW_LIMIT = 4000
 
 
@@ -64,7 +74,7 @@ class JudgeConfig:
         backoff_max_s: cap on one delay (a Retry-After header is honoured up to this cap).
         concurrency: at most this many requests in flight.
         structured_output: send `response_format` json_schema where a judge call has a schema.
-        progress: show a tqdm bar for batches over 20 items.
+        progress: allow a bar on the user's terminal (`dd.core.progress` decides whether one shows).
     """
 
     base_url: str
@@ -177,28 +187,100 @@ class JudgeRun:
         return [(i, o) for i, o in enumerate(self.outcomes) if isinstance(o, JudgeError)]
 
     def by_hash(self) -> dict[str, Outcome]:
-        return {item.hash: out for item, out in zip(self.items, self.outcomes)}
+        return {item.hash: out for item, out in zip(self.items, self.outcomes, strict=True)}
 
 
-_RETRYABLE_STATUS = frozenset({408, 409, 429})
+def judge_key(config: JudgeConfig, rubric_version: str, messages: Sequence[Message], max_tokens: int,
+              schema: Mapping[str, Any] | None) -> CacheKey:
+    """The cache key of one judge question: everything that shapes the reply, never the API key.
+
+    Parts: judge model, endpoint, rubric version, sha256 of the exact messages, temperature,
+    seed, max_tokens, and the sha256 of the structured-output schema when one is sent.
+    """
+    return CacheKey("judges", {
+        "model": config.model,
+        "base_url": config.base_url.rstrip("/"),
+        "rubric_version": rubric_version,
+        "messages_sha256": messages_hash(messages),
+        "temperature": config.temperature,
+        "seed": config.seed,
+        "max_tokens": max_tokens,
+        "schema_sha256": sha256_json(schema) if config.structured_output and schema is not None else None,
+    })
 
 
-def _retryable(status: int) -> bool:
-    return status in _RETRYABLE_STATUS or status >= 500
+class JudgeRunStopped(RuntimeError):
+    """A judge run stopped before every item was judged, for a cause no retry clears.
+
+    The judge cannot follow its rubric (too many of its first replies fail the strict parser), the
+    endpoint refuses every structured-output form, or it stopped answering. Replies received before
+    the stop are in the cache, so a re-run asks only for the items named in ``pending``.
+    """
+
+    def __init__(self, cause: str, pending: Sequence[JudgeItem] = ()) -> None:
+        self.cause = cause
+        self.pending = tuple(pending)
+        named = ", ".join(f"{it.hash} ({it.prompt[:40]!r})" for it in self.pending[:10])
+        more = f" and {len(self.pending) - 10} more" if len(self.pending) > 10 else ""
+        tail = (f"; {len(self.pending)} items not judged: {named}{more}. Every reply received is cached: "
+                "a re-run asks only for these") if self.pending else ""
+        super().__init__(cause + tail)
+
+    def naming(self, pending: Sequence[JudgeItem]) -> JudgeRunStopped:
+        return JudgeRunStopped(self.cause, pending)
 
 
-def _retry_after(err: openai.APIStatusError) -> float | None:
-    try:
-        value = err.response.headers.get("retry-after")
-        return float(value) if value is not None else None
-    except (TypeError, ValueError):
-        return None
+class _Refused(JudgeFailure):
+    """A request the endpoint answered with a failure that no retry clears (a 4xx, or the same 5xx again)."""
+
+
+class _ParseWatch:
+    """Stops a run whose judge cannot follow its rubric, instead of letting it answer every item.
+
+    Of a run's first ``first_replies`` fresh replies (cache hits were parsed before), once
+    ``stop_share`` of that number failed the strict parser the run stops with ``JudgeRunStopped``,
+    quoting a raw reply and naming model and endpoint. The bars are pre-registered in
+    ``dd/protocol/gates.toml`` (``[gates.judge_parse]``).
+    """
+
+    def __init__(self, judge: str, config: JudgeConfig) -> None:
+        bars = thresholds("judge_parse")
+        self.first = int(bars["first_replies"])
+        self.share = float(bars["stop_share"])
+        self.where = f"judge {judge!r} (model {config.model!r} at {config.base_url})"
+        self.seen = self.failed = 0
+
+    def record(self, error: JudgeError | None) -> None:
+        if self.seen >= self.first:
+            return
+        self.seen += 1
+        if error is None:
+            return
+        self.failed += 1
+        if self.failed >= self.share * self.first:
+            raise JudgeRunStopped(
+                f"{self.where} cannot follow its rubric: {self.failed} of its first {self.seen} replies failed to "
+                f"parse (the run stops at {self.share:.0%} of the first {self.first}, gates.toml [gates.judge_parse]); "
+                f"a sample ({error.stage}, {error.kind}): {error.raw[:300]!r}")
+
+
+#: Structured-output forms, tried in this order: OpenAI's, then the one llama.cpp's server takes
+#: (it refuses the first with an HTTP 500).
+_FORMS = ("json_schema", "json_object")
+#: endpoint -> the form it accepted, found once per endpoint in this process.
+_ACCEPTED_FORMS: dict[str, str] = {}
+
+
+def _response_format(form: str, name: str, schema: Mapping[str, Any]) -> dict[str, Any]:
+    if form == "json_schema":
+        return {"type": "json_schema", "json_schema": {"name": name, "schema": dict(schema), "strict": True}}
+    return {"type": "json_object", "schema": dict(schema)}
 
 
 class _Session:
     """The `Ask` of one run: cache, then the endpoint with retries, then the strict parser."""
 
-    def __init__(self, judge: Judge, config: JudgeConfig, cache: JudgeCache | None, stats: RunStats) -> None:
+    def __init__(self, judge: Judge, config: JudgeConfig, cache: Cache | None, stats: RunStats) -> None:
         self.judge = judge
         self.config = config
         self.cache = cache
@@ -210,19 +292,8 @@ class _Session:
             max_retries=0,
         )
         self.semaphore = asyncio.Semaphore(max(1, config.concurrency))
-
-    def key(self, messages: Sequence[Message], max_tokens: int, schema: Mapping[str, Any] | None) -> CacheKey:
-        cfg = self.config
-        return CacheKey(
-            model=cfg.model,
-            base_url=cfg.base_url,
-            rubric_version=self.judge.rubric_version,
-            messages_sha256=messages_hash(messages),
-            temperature=cfg.temperature,
-            seed=cfg.seed,
-            max_tokens=max_tokens,
-            schema_sha256=schema_sha256(schema) if cfg.structured_output else None,
-        )
+        self.watch = _ParseWatch(judge.name, config)
+        self.probe = asyncio.Lock()  # one task at a time finds an endpoint's structured-output form
 
     async def __call__(
         self,
@@ -234,54 +305,92 @@ class _Session:
         schema: Mapping[str, Any] | None = None,
     ) -> T:
         messages = canonical_messages(messages)
-        key = self.key(messages, max_tokens, schema)
+        key = judge_key(self.config, self.judge.rubric_version, messages, max_tokens, schema)
         self.stats.calls += 1
         if self.cache is not None:
             hit = self.cache.get(key)
             if hit is not None:
                 try:
-                    value = parse(hit.text)
+                    value = parse(hit["reply"])
                 except ParseError:
                     pass  # the parser changed since; ask again
                 else:
                     self.stats.cache_hits += 1
                     return value
             if self.cache.offline:
-                raise JudgeCacheMiss(
-                    f"offline mode: no cached reply for judge {self.judge.name!r} ({stage}) under "
-                    f"{self.cache.root}; key parts: {key}. Run once online (without --dd-offline) "
-                    "against the judge endpoint to fill the cache."
-                )
+                raise CacheMiss(f"judge {self.judge.name!r} ({stage}): {self.cache.miss_message(key)}")
         text, usage = await self._request(messages, max_tokens, schema, stage)
+        value = self._parse(text, parse, stage)
+        if self.cache is not None:
+            self.cache.put(key, {"reply": text, "usage": usage}, fmt="json")
+        return value
+
+    def _parse(self, text: str, parse: Callable[[str], T], stage: str) -> T:
+        """The strict parser on a fresh reply; each outcome counts toward the rubric bar (`_ParseWatch`)."""
         try:
             value = parse(text)
         except ParseError as err:
-            raise JudgeFailure(JudgeError(err.kind, str(err), text[:_RAW_LIMIT], stage)) from None
-        if self.cache is not None:
-            self.cache.put(key, text, usage)
+            error = JudgeError(err.kind, str(err), text[:_RAW_LIMIT], stage)
+            self.watch.record(error)
+            raise JudgeFailure(error) from None
+        self.watch.record(None)
         return value
 
     async def _request(
         self, messages: list[dict[str, str]], max_tokens: int, schema: Mapping[str, Any] | None, stage: str
     ) -> tuple[str, dict[str, int]]:
+        if self.config.structured_output and schema is not None:
+            return await self._structured(messages, max_tokens, schema, stage)
+        return await self._send(messages, max_tokens, None, stage)
+
+    async def _structured(
+        self, messages: list[dict[str, str]], max_tokens: int, schema: Mapping[str, Any], stage: str
+    ) -> tuple[str, dict[str, int]]:
+        """Send with the structured-output form the endpoint accepts, trying each once per endpoint.
+
+        A form is refused by a failure no retry clears (a 4xx, or the same 5xx `IDENTICAL_LIMIT`
+        times in a row); the next form is tried then. An endpoint that refuses all of them stops the
+        run: no item's structured call could ever succeed there.
+        """
+        endpoint, name = self.config.base_url.rstrip("/"), f"{self.judge.name}_{stage}"
+        if endpoint not in _ACCEPTED_FORMS:
+            async with self.probe:
+                if endpoint not in _ACCEPTED_FORMS:
+                    refused = []
+                    for form in _FORMS:
+                        try:
+                            reply = await self._send(messages, max_tokens, _response_format(form, name, schema), stage)
+                        except _Refused as refusal:
+                            refused.append(f"{form}: {refusal.error.kind}: {refusal.error.message}")
+                            continue
+                        _ACCEPTED_FORMS[endpoint] = form
+                        return reply
+                    raise JudgeRunStopped(f"{endpoint} refused every structured-output form ({'; '.join(refused)}); "
+                                          "judge there with structured_output=False")
+        return await self._send(messages, max_tokens, _response_format(_ACCEPTED_FORMS[endpoint], name, schema), stage)
+
+    async def _send(
+        self, messages: list[dict[str, str]], max_tokens: int, response_format: dict[str, Any] | None, stage: str
+    ) -> tuple[str, dict[str, int]]:
+        """One question with bounded retries (`dd.core.Backoff`); says which failure ended them.
+
+        A 4xx other than 408/409/429, or a 5xx repeated identically (`dd.core.RepeatWatch`), ends
+        the retries at once as `_Refused`; an endpoint that still cannot be reached after them
+        stops the run (`JudgeRunStopped`): it is not a property of the item.
+        """
         cfg = self.config
         extra: dict[str, Any] = {}
         if cfg.seed is not None:
             extra["seed"] = cfg.seed
-        if cfg.structured_output and schema is not None:
-            extra["response_format"] = {
-                "type": "json_schema",
-                "json_schema": {"name": f"{self.judge.name}_{stage}", "schema": dict(schema), "strict": True},
-            }
+        if response_format is not None:
+            extra["response_format"] = response_format
+        backoff, watch = Backoff(cfg.backoff_s, cfg.backoff_max_s), RepeatWatch()
         last: JudgeError | None = None
         wait: float | None = None
         for attempt in range(cfg.max_retries + 1):
             if attempt:
                 self.stats.retries += 1
-                delay = min(cfg.backoff_max_s, cfg.backoff_s * 2 ** (attempt - 1))
-                if wait is not None:
-                    delay = min(cfg.backoff_max_s, max(delay, wait))
-                await asyncio.sleep(delay)
+                await asyncio.sleep(backoff.delay(attempt, wait))
             wait = None
             async with self.semaphore:
                 self.stats.requests += 1
@@ -300,11 +409,16 @@ class _Session:
                     last = JudgeError("connection", str(err)[:200], "", stage)
                     continue
                 except openai.APIStatusError as err:
-                    last = JudgeError(f"http_{err.status_code}", err.message[:200], err.response.text[:_RAW_LIMIT], stage)
-                    if _retryable(err.status_code):
-                        wait = _retry_after(err)
-                        continue
-                    raise JudgeFailure(last) from None
+                    body = err.response.text
+                    last = JudgeError(f"http_{err.status_code}", err.message[:200], body[:_RAW_LIMIT], stage)
+                    if not retryable(err.status_code):
+                        raise _Refused(last) from None
+                    if watch.never_clears(err.status_code, body):
+                        why = (f"the same HTTP {err.status_code} {watch.count} times in a row, a request this endpoint "
+                               f"never answers (the request is the cause, not the load): {err.message[:200]}")
+                        raise _Refused(JudgeError(last.kind, why, last.raw, stage)) from None
+                    wait = retry_after(err.response.headers)
+                    continue
                 body = raw.http_response.text
             try:
                 completion = raw.parse()
@@ -312,15 +426,26 @@ class _Session:
                 if not isinstance(text, str):
                     raise TypeError("no message content")
             except Exception as err:  # noqa: BLE001 - any unreadable body is one explicit error kind
-                raise JudgeFailure(
-                    JudgeError("unparseable", f"HTTP body is not a chat completion ({type(err).__name__})", body[:_RAW_LIMIT], stage)
-                ) from None
+                why = f"HTTP body is not a chat completion ({type(err).__name__})"
+                raise JudgeFailure(JudgeError("unparseable", why, body[:_RAW_LIMIT], stage)) from None
             usage = completion.usage.model_dump() if completion.usage is not None else {}
             usage = {k: v for k, v in usage.items() if isinstance(v, int)}
             self.stats.add_usage(usage)
             return text, usage
         assert last is not None
+        if last.kind == "connection":
+            raise JudgeRunStopped(f"the judge endpoint {cfg.base_url} stopped answering: {cfg.max_retries + 1} "
+                                  f"attempts found no connection ({last.message})")
         raise JudgeFailure(last)
+
+
+def _stopped(group_error: BaseExceptionGroup, batch: Sequence[JudgeItem],
+             outcomes: Sequence[Outcome | None]) -> BaseException:
+    """The run's first error; a stop names the items that got no outcome."""
+    first = group_error.exceptions[0]
+    if isinstance(first, JudgeRunStopped):
+        return first.naming([item for item, out in zip(batch, outcomes, strict=True) if out is None])
+    return first
 
 
 def _as_item(item: JudgeItem | tuple[str, str]) -> JudgeItem:
@@ -331,17 +456,17 @@ async def arun_judge(
     judge: Judge,
     items: Sequence[JudgeItem | tuple[str, str]],
     config: JudgeConfig,
-    cache: JudgeCache | None = None,
+    cache: Cache | None = None,
 ) -> JudgeRun:
     """Judge every item concurrently (bounded by `config.concurrency`); outcomes keep item order.
 
     Raises:
-        JudgeCacheMiss: offline cache and a question with no cached reply.
+        CacheMiss: offline cache and a question with no cached reply.
     """
     batch = tuple(_as_item(it) for it in items)
     stats = RunStats(judge=judge.name, items=len(batch))
     session = _Session(judge, config, cache, stats)
-    bar = tqdm(total=len(batch), desc=f"judge {judge.name}", disable=not config.progress or len(batch) <= PROGRESS_MIN_ITEMS)
+    bar = progress(len(batch), f"judge {judge.name}", enabled=config.progress)
     outcomes: list[Outcome | None] = [None] * len(batch)
     start = time.perf_counter()
 
@@ -358,19 +483,21 @@ async def arun_judge(
             for i, item in enumerate(batch):
                 group.create_task(one(i, item))
     except BaseExceptionGroup as group_error:
-        raise group_error.exceptions[0] from None
+        raise _stopped(group_error, batch, outcomes) from None
     finally:
         bar.close()
         stats.wall_s = time.perf_counter() - start
         await session.client.close()
-    return JudgeRun(judge.name, judge.rubric_version, batch, tuple(outcomes), stats, config.as_dict())  # type: ignore[arg-type]
+    done = tuple(out for out in outcomes if out is not None)
+    assert len(done) == len(batch), "the task group ended with an item that has no outcome"
+    return JudgeRun(judge.name, judge.rubric_version, batch, done, stats, config.as_dict())
 
 
 def run_judge(
     judge: Judge,
     items: Sequence[JudgeItem | tuple[str, str]],
     config: JudgeConfig,
-    cache: JudgeCache | None = None,
+    cache: Cache | None = None,
 ) -> JudgeRun:
     """Synchronous `arun_judge`: runs its own event loop (in a thread if one is already running)."""
     try:
@@ -398,6 +525,19 @@ def run_judge(
 _VERBAL_WORD = {"ASSERT": "assert", "HEDGE": "hedge"}
 
 
+def _labels_of(run: JudgeRun, kind: type[T]) -> list[T | None]:
+    """The run's labels in item order, None where the judge failed; a label of another kind is a bug."""
+    labels: list[T | None] = []
+    for out in run.outcomes:
+        if isinstance(out, JudgeError):
+            labels.append(None)
+        elif isinstance(out, kind):
+            labels.append(out)
+        else:
+            raise TypeError(f"judge {run.judge!r} gave a {type(out).__name__}, not a {kind.__name__}")
+    return labels
+
+
 @dataclass(frozen=True)
 class JudgeLabelSet(JudgedSet):
     """A `JudgedSet` whose labels came from the judge layer, with its errors and stats.
@@ -419,7 +559,7 @@ def judge_label_set(
     store: ArtifactStore,
     which: str,
     config: JudgeConfig,
-    cache: JudgeCache | None = None,
+    cache: Cache | None = None,
     judges: Sequence[str] = ("v4", "verbal"),
 ) -> JudgeLabelSet:
     """Labels for the paper's step16 or fresh responses from the judge layer, as a `JudgedSet`.
@@ -433,19 +573,26 @@ def judge_label_set(
     runs = {name: run_judge(get_judge(name), items, config, cache) for name in judges}
     n = len(items)
     valid = {name: np.array([not isinstance(o, JudgeError) for o in run.outcomes]) for name, run in runs.items()}
-    scores = {axis: np.full(n, np.nan) for axis in DATA_AXES}
-    cert = verbal = coverage = correct = None
+    scores = {axis: np.full(n, np.nan) for axis in V4_AXES}
+    cert: tuple[str | None, ...] | None = None
+    verbal: tuple[str | None, ...] | None = None
+    coverage: np.ndarray | None = None
+    correct: np.ndarray | None = None
     if "v4" in runs:
-        cert = tuple(None if isinstance(o, JudgeError) else o.cert for o in runs["v4"].outcomes)
-        for i, out in enumerate(runs["v4"].outcomes):
-            if not isinstance(out, JudgeError):
-                for axis in DATA_AXES:
-                    scores[axis][i] = float(out.scores[axis])
+        v4 = _labels_of(runs["v4"], V4Label)
+        cert = tuple(None if label is None else label.cert for label in v4)
+        for i, label in enumerate(v4):
+            if label is not None:
+                for axis in V4_AXES:
+                    scores[axis][i] = float(label.scores[axis])
     if "verbal" in runs:
-        verbal = tuple(None if isinstance(o, JudgeError) else _VERBAL_WORD[o.label] for o in runs["verbal"].outcomes)
+        verbal = tuple(
+            None if label is None else _VERBAL_WORD[label.label] for label in _labels_of(runs["verbal"], VerbalLabel)
+        )
     if "checklist" in runs:
-        coverage = np.array([np.nan if isinstance(o, JudgeError) else o.coverage for o in runs["checklist"].outcomes])
-        correct = np.where(valid["checklist"], coverage >= 0.5, False)
+        checklist = _labels_of(runs["checklist"], ChecklistLabel)
+        coverage = np.array([np.nan if label is None else label.coverage for label in checklist])
+        correct = np.where(valid["checklist"], coverage >= CORRECT_COVERAGE, False)
     params = {
         "source": "dd.judges",
         "judge_model": config.model,

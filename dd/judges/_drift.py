@@ -74,18 +74,23 @@ class DriftReport:
         head = "judge drift: PASS" if self.passed else f"judge drift: FAIL on {', '.join(self.failed_axes)}"
         lines = [f"{head} (tolerance {self.tolerance:.3f} of items per axis)"]
         for ax in self.axes:
-            lines.append(f"  {ax.axis}: n={ax.n} agreement={ax.agreement:.4f} kappa={ax.kappa:.4f} flips={ax.flips}")
+            lines.append(
+                f"  {ax.axis}: n={ax.n} agreement={ax.agreement:.4f} kappa={ax.kappa:.4f} flips={ax.flips}"
+            )
         for flip in self.flipped:
             lines.append(f"  flipped item {flip.item} axis {flip.axis}: {flip.golden!r} -> {flip.fresh!r}")
         if self.newly_failed:
-            lines.append(f"  judge failed on {len(self.newly_failed)} item(s) labelled in golden: {', '.join(self.newly_failed)}")
+            lines.append(f"  judge failed on {len(self.newly_failed)} item(s) labelled in golden: "
+                         f"{', '.join(self.newly_failed)}")
         return "\n".join(lines)
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "passed": self.passed,
             "tolerance": self.tolerance,
-            "axes": {a.axis: {"n": a.n, "agreement": a.agreement, "kappa": a.kappa, "flips": a.flips} for a in self.axes},
+            "axes": {
+                a.axis: {"n": a.n, "agreement": a.agreement, "kappa": a.kappa, "flips": a.flips} for a in self.axes
+            },
             "flipped": [{"item": f.item, "axis": f.axis} for f in self.flipped],
             "newly_failed": list(self.newly_failed),
         }
@@ -147,7 +152,9 @@ def compare_runs(
     )
 
 
-def compare_judge_runs(golden: Any, fresh: Any, *, tolerance: float = 0.0, fail_on_new_errors: bool = True) -> DriftReport:
+def compare_judge_runs(
+    golden: Any, fresh: Any, *, tolerance: float = 0.0, fail_on_new_errors: bool = True
+) -> DriftReport:
     """`compare_runs` on two `JudgeRun`s (anything with `.by_hash()`)."""
     return compare_runs(
         fields_by_hash(golden.by_hash()),

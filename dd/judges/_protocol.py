@@ -14,15 +14,9 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
-V4_AXES: tuple[str, ...] = (
-    "factual_accuracy",
-    "hedging_appropriateness",
-    "pedagogical_framing",
-    "self_verification",
-    "completeness",
-)
-AXIS_HIGH_SCORE = 4
-CORRECT_COVERAGE = 0.5
+# The label definitions are the paper's (``dd.paper``); the judges' names re-export them.
+from dd.paper import AXIS_HIGH_SCORE, CORRECT_COVERAGE, V4_AXES
+
 CERT_CLASSES: tuple[str, ...] = ("CERTAIN", "UNCERTAIN", "AMBIGUOUS")
 VERBAL_CLASSES: tuple[str, ...] = ("ASSERT", "HEDGE")
 
@@ -43,7 +37,7 @@ def messages_hash(messages: Sequence[Message]) -> str:
 
 def item_hash(prompt: str, response: str) -> str:
     """16 hex digits of sha256(prompt + NUL + response): names an item without its text."""
-    return hashlib.sha256(f"{prompt}\x00{response}".encode("utf-8")).hexdigest()[:16]
+    return hashlib.sha256(f"{prompt}\x00{response}".encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -95,10 +89,6 @@ class ParseError(ValueError):
     def __init__(self, kind: ErrorKind, message: str) -> None:
         super().__init__(message)
         self.kind = kind
-
-
-class JudgeCacheMiss(LookupError):
-    """Offline mode met a judge question with no cached reply: an error, never a silent call."""
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from dd.core import Registry
 from dd.judges._protocol import (
     CERT_CLASSES,
     V4_AXES,
@@ -29,29 +30,26 @@ from dd.judges._protocol import (
     VerbalLabel,
 )
 
-_JUDGES: dict[str, Callable[[], Judge]] = {}
+JUDGES: Registry[Callable[[], Judge]] = Registry("judge")
 
 
 def register_judge(name: str) -> Callable[[type], type]:
-    """Class decorator: make a judge constructible by name (`get_judge`)."""
+    """Class decorator: make a judge constructible by name (`get_judge`); a taken name is refused."""
 
     def wrap(cls: type) -> type:
-        _JUDGES[name] = cls
+        JUDGES.register(name, cls)
         return cls
 
     return wrap
 
 
 def get_judge(name: str) -> Judge:
-    """A judge by its registered name: 'v4', 'verbal' or 'checklist'."""
-    try:
-        return _JUDGES[name]()
-    except KeyError:
-        raise KeyError(f"unknown judge {name!r}; registered: {sorted(_JUDGES)}") from None
+    """A judge by its registered name: 'v4', 'verbal', 'checklist' or 'lexical'."""
+    return JUDGES[name]()
 
 
 def judge_names() -> tuple[str, ...]:
-    return tuple(sorted(_JUDGES))
+    return JUDGES.names()
 
 
 # ---------------------------------------------------------------- strict parsers

@@ -28,8 +28,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from dd.paper import ArtifactStore
-from dd.paper import FRESH, STEP16
 from dd.judges._client import JudgeConfig, JudgeRun, run_judge
 from dd.judges._protocol import V4_AXES, JudgeItem, messages_hash
 from dd.judges._rubrics import (
@@ -41,10 +39,13 @@ from dd.judges._rubrics import (
     v4_pass2_messages,
     verbal_messages,
 )
+from dd.paper import FRESH, STEP16, ArtifactStore
 
 Responder = Callable[[list[dict[str, str]]], str | None]
 FAULT_KINDS = ("429", "500", "hang", "malformed", "malformed_reply", "missing_axis")
-PAPER_NO_JSON_REPLY = "Scores withheld: this reply deliberately holds no JSON object (the release records no_json here)."
+PAPER_NO_JSON_REPLY = (
+    "Scores withheld: this reply deliberately holds no JSON object (the release records no_json here)."
+)
 SYNTHETIC_CLAIM = "SYNTHETIC placeholder claim {k} of {n}: the released files hold no checklists"
 
 
@@ -118,11 +119,14 @@ class ReplayServer:
     @property
     def url(self) -> str:
         host, port = self._httpd.server_address[:2]
+        assert isinstance(host, str), "an AF_INET server's address is a (str, int) pair"
         return f"http://{host}:{port}/v1"
 
     def start(self) -> ReplayServer:
         if self._thread is None:
-            self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.02,), name="dd-replay", daemon=True)
+            self._thread = threading.Thread(
+                target=self._httpd.serve_forever, args=(0.02,), name="dd-replay", daemon=True
+            )
             self._thread.start()
         return self
 
@@ -174,8 +178,11 @@ class ReplayServer:
                 return fault.kind
         return None
 
-    def _log(self, digest: str, model: str, status: int, fault: str | None, request: Mapping[str, Any], auth: bool) -> None:
-        structured = isinstance(request.get("response_format"), dict) and request["response_format"].get("type") == "json_schema"
+    def _log(
+        self, digest: str, model: str, status: int, fault: str | None, request: Mapping[str, Any], auth: bool
+    ) -> None:
+        response_format = request.get("response_format")
+        structured = isinstance(response_format, dict) and response_format.get("type") == "json_schema"
         with self._lock:
             self.requests.append(RequestRecord(next(self._counter), digest, model, status, fault, structured, auth))
 
@@ -214,7 +221,8 @@ class ReplayServer:
 
             def do_GET(self) -> None:  # noqa: N802
                 if self.path.rstrip("/").endswith("/models"):
-                    self._send(200, json.dumps({"object": "list", "data": [{"id": "replay", "object": "model"}]}).encode())
+                    models = {"object": "list", "data": [{"id": "replay", "object": "model"}]}
+                    self._send(200, json.dumps(models).encode())
                 else:
                     self._error(404, f"no route {self.path}", "not_found")
 
@@ -273,7 +281,12 @@ class ReplayServer:
                     "created": int(time.time()),
                     "model": model,
                     "choices": [
-                        {"index": 0, "message": {"role": "assistant", "content": reply}, "finish_reason": "stop", "logprobs": None}
+                        {
+                            "index": 0,
+                            "message": {"role": "assistant", "content": reply},
+                            "finish_reason": "stop",
+                            "logprobs": None,
+                        }
                     ],
                     "usage": {
                         "prompt_tokens": prompt_tokens,
@@ -382,7 +395,10 @@ def replay_paper_runs(
 @functools.lru_cache(maxsize=8)
 def _replay_paper_runs(root: str, which: str, judges: tuple[str, ...], concurrency: int) -> dict[str, JudgeRun]:
     store = ArtifactStore(Path(root))
-    items = [JudgeItem(it["prompt"], it["response"]) for it in store.json({"step16": STEP16, "fresh": FRESH}[which])["items"]]
+    released = store.json({"step16": STEP16, "fresh": FRESH}[which])["items"]
+    items = [JudgeItem(it["prompt"], it["response"]) for it in released]
     with ReplayServer(paper_recordings(store, (which,))) as server:
-        config = JudgeConfig(server.url, "replay", timeout_s=10.0, max_retries=0, concurrency=concurrency, progress=False)
+        config = JudgeConfig(
+            server.url, "replay", timeout_s=10.0, max_retries=0, concurrency=concurrency, progress=False
+        )
         return {name: run_judge(get_judge(name), items, config) for name in judges}

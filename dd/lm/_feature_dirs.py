@@ -7,7 +7,10 @@ guard or step when present:
 - `hash` (n,) strings: item content hashes, for the split ledger;
 - `generator` (a 0-d string): who produced the split's items, for the split ledger;
 - `y_<axis>` (n, 0/1): extra label columns, for step 3 (per-axis);
-- `X_<view>` (n x d'): extra feature views such as pooled layers, for step 4;
+- `X_<view>` (n x d'): extra feature views such as pooled layers, for step 4 and as the
+  alternatives to `X` in every gate's specification curve;
+- `group` (n,) ints or strings: per-item group ids (template, topic), for group-aware CV and
+  control tasks; either split may have them;
 - `DIR/second/`: a second base's directory of the same shape, for step 5;
 - `DIR/claims.json`: the verdicts the source claims per step, e.g. `{"cv": "pass", "fresh": "fail"}`.
 
@@ -18,11 +21,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from dd.protocol import FAIL, INCONCLUSIVE, PASS
-from dd.protocol import FeatureSource
+from dd.protocol import FAIL, INCONCLUSIVE, PASS, FeatureSource
 
 STEPS = ("cv", "fresh", "axes", "pooled", "second-base")
 
@@ -72,8 +75,8 @@ def _split(path: Path) -> dict:
     raw = _load_npz(path)
     X = _features(path, "X", raw["X"])
     n = len(X)
-    out = {"X": X, "y": _labels(path, "y", raw["y"], n), "surface": {}, "axes": {}, "views": {},
-           "hashes": None, "generator": None}
+    out: dict[str, Any] = {"X": X, "y": _labels(path, "y", raw["y"], n), "surface": {}, "axes": {}, "views": {},
+           "hashes": None, "generator": None, "group": None}
     for key, arr in raw.items():
         if key.startswith("surface_"):
             if arr.shape != (n,) or arr.dtype.kind not in "biuf":
@@ -89,6 +92,10 @@ def _split(path: Path) -> dict:
             out["hashes"] = tuple(str(h) for h in arr)
         elif key == "generator":
             out["generator"] = str(arr)
+        elif key == "group":
+            if arr.shape != (n,) or arr.dtype.kind not in "iuU":
+                raise FeatureDirError(f"{path}: group must hold ({n},) ints or strings, got {arr.shape} {arr.dtype}")
+            out["group"] = arr
     return out
 
 
@@ -119,6 +126,7 @@ def load_feature_dir(root: str | Path) -> FeatureSource:
         generator_train=train["generator"], generator_fresh=fresh["generator"],
         axes=_paired("axes", train, fresh, root), views=_paired("views", train, fresh, root),
         second=load_feature_dir(second) if second.is_dir() else None,
+        groups=(train["group"], fresh["group"]),
     )
 
 

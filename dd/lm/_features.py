@@ -1,32 +1,56 @@
 """Teacher-forced hidden-state features over (prompt, response) pairs.
 
 The probes of the paper read a base's hidden state after it has "said" a response. Each pair is
-rendered as one chat (user turn = prompt, assistant turn = response; or ``PLAIN_PAIR`` for a base
-without a chat template), run through the model once, and three features are read:
+rendered as one chat (``render_pair``) and run through the model once; the features are
+read-outs of that one pass, each a token position (or pool over tokens) and a layer pool:
 
-- ``h_last``: the last layer (``hidden_states[-1]``) at the final token of the rendered sequence
-  (for chat templates that is the end-of-turn token(s) after the response);
-- ``last_n_mean``: ``hidden_states[-N:]`` averaged, at that same token;
-- ``response_mean``: the last layer averaged over the response's tokens (``h_last`` when
-  truncation by ``max_length`` leaves no response token; ``n_response_tokens`` is then 0).
+- positions: ``last_rendered``, the last token of the rendered sequence (with a chat template the
+  last of its closing tokens after the response: for SmolLM2 the newline after ``<|im_end|>``);
+  ``last_response``, the last response token; ``mean_response``, the mean over the response
+  tokens (both fall back to ``last_rendered`` when truncation leaves no response token;
+  ``n_response_tokens`` is then 0).
+- layer pools: ``last`` (``hidden_states[-1]``) and ``last_n_mean`` (``hidden_states[-N:]``
+  averaged). ``mean_response`` is read at the last layer only: a read-out pools over tokens or
+  over layers, not both.
 
-Batches are left-padded with ``position_ids`` from the mask, so a batched item equals the item
-alone; items are bucketed by length to limit padding, whose share is reported.
+The default reads ``last_rendered`` (both layer pools) and ``mean_response``: what the suite read
+before positions were named, so that its cache entries stay valid. The paper's "final non-pad
+token of prompt plus response" does not say which of the first two it means: with a chat
+template the two differ by the template's closing tokens, so the claims run both.
+
+The pass is the package's one teacher-forcing loop (``teacher_force``): left-padded with
+``position_ids`` from the mask, so a batched item equals the item alone, and bucketed by length
+to limit padding, whose share is reported.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from dd.core import Cache, CacheKey, model_run_key, sha256_json
-from dd.lm._generate import PLAIN_PAIR, _batches, _progress, _template_kwargs, left_pad, uses_chat_template
+from dd.core import progress as progress_bar
+from dd.lm._forcing import render_pair, teacher_force
 
 if TYPE_CHECKING:
     from dd.lm._models import LazyBase, LoadedBase
+
+Position = Literal["last_rendered", "last_response", "mean_response"]
+Layers = Literal["last", "last_n_mean"]
+POSITIONS: tuple[Position, ...] = ("last_rendered", "last_response", "mean_response")
+DEFAULT_POSITIONS: tuple[Position, ...] = ("last_rendered", "mean_response")
+#: (position, layer pool) -> the `FeatureSet` field (and cache array) holding it; the first three
+#: are the names features had before positions were named.
+READOUTS: dict[tuple[Position, Layers], str] = {
+    ("last_rendered", "last"): "h_last",
+    ("last_rendered", "last_n_mean"): "last_n_mean",
+    ("mean_response", "last"): "response_mean",
+    ("last_response", "last"): "last_response",
+    ("last_response", "last_n_mean"): "last_response_n_mean",
+}
 
 
 @dataclass(frozen=True)
@@ -34,11 +58,14 @@ class FeatureSpec:
     """What to extract; every field but ``batch_size`` is a cache-key part.
 
     Attributes:
-        last_n: number of final layers averaged into ``last_n_mean``.
+        last_n: number of final layers averaged into the ``last_n_mean`` read-outs.
         max_length: keep only the first ``max_length`` tokens of each rendered pair (None = all).
         batch_size: pairs per forward pass (does not change results beyond float noise).
         chat: render with the chat template when the tokenizer has one.
         enable_thinking: passed to templates that read it (Qwen3); None = template default.
+        positions: the positions read, all from the same forward pass (kept in `POSITIONS` order).
+        response_cap: keep at most this many response tokens (None = all); the template's
+            closing tokens stay after them.
     """
 
     last_n: int = 4
@@ -46,37 +73,85 @@ class FeatureSpec:
     batch_size: int = 8
     chat: bool = True
     enable_thinking: bool | None = None
+    positions: tuple[Position, ...] = DEFAULT_POSITIONS
+    response_cap: int | None = None
+
+    def __post_init__(self) -> None:
+        unknown = set(self.positions) - set(POSITIONS)
+        if unknown or not self.positions:
+            raise ValueError(f"positions must be a non-empty subset of {POSITIONS}, got {self.positions}")
+        if self.response_cap is not None and self.response_cap < 1:
+            raise ValueError(f"response_cap must be at least 1 (or None), got {self.response_cap}")
+        object.__setattr__(self, "positions", tuple(p for p in POSITIONS if p in self.positions))
+
+    @property
+    def readouts(self) -> tuple[tuple[Position, Layers], ...]:
+        """The (position, layer pool) read-outs this spec extracts."""
+        return tuple(r for r in READOUTS if r[0] in self.positions)
 
     def key_parts(self) -> dict[str, Any]:
+        """Key parts; the default spec's are exactly those of features cached before positions were named.
+
+        ``feat.positions`` keeps its old value for the default, and ``feat.response_cap`` appears only
+        when a cap is set, so every entry cached under the old key is still found.
+        """
         d = asdict(self)
         d.pop("batch_size")
-        d["positions"] = "last_token,response_mean"
+        d["positions"] = "last_token,response_mean" if self.positions == DEFAULT_POSITIONS else ",".join(self.positions)
+        if self.response_cap is None:
+            d.pop("response_cap")
         return {f"feat.{k}": v for k, v in d.items()}
+
+    def report(self, position: Position, layers: Layers = "last") -> dict[str, Any]:
+        """The metrics a claim records for the read-out it probes: position, layer pool and response cap."""
+        return {"position": position, "layers": layers, "last_n": self.last_n, "response_cap": self.response_cap}
 
 
 @dataclass(frozen=True, eq=False)
 class FeatureSet:
-    """Features for n pairs (float32 arrays of shape (n, d); per-item facts of shape (n,))."""
+    """Features for n pairs: read-outs as float32 (n, d) arrays (None where not extracted), facts as (n,).
 
-    h_last: np.ndarray
-    last_n_mean: np.ndarray
-    response_mean: np.ndarray
+    Attributes:
+        positions: per pair, the index of its last rendered token.
+        n_response_tokens: per pair, response tokens kept (after ``response_cap`` and ``max_length``).
+        n_tokens: per pair, rendered tokens kept.
+        truncated: per pair, whether its response ended at a length limit (recorded only).
+    """
+
     positions: np.ndarray
     n_response_tokens: np.ndarray
     n_tokens: np.ndarray
     truncated: np.ndarray
+    h_last: np.ndarray | None = None
+    last_n_mean: np.ndarray | None = None
+    response_mean: np.ndarray | None = None
+    last_response: np.ndarray | None = None
+    last_response_n_mean: np.ndarray | None = None
     padding_share: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __len__(self) -> int:
-        return int(self.h_last.shape[0])
+        return int(self.n_tokens.shape[0])
+
+    def view(self, position: Position, layers: Layers = "last") -> np.ndarray:
+        """The (n, d) read-out at ``position`` through ``layers``.
+
+        Raises:
+            ValueError: for a read-out that does not exist or was not extracted.
+        """
+        name = READOUTS.get((position, layers))
+        if name is None:
+            raise ValueError(f"no read-out {position}/{layers}: {list(READOUTS)} (mean_response is last-layer only)")
+        X = getattr(self, name)
+        if X is None:
+            raise ValueError(f"{position} was not extracted: add it to FeatureSpec.positions")
+        return X
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         """Arrays for an npz file or the cache."""
+        readouts = {name: getattr(self, name) for name in READOUTS.values() if getattr(self, name) is not None}
         return {
-            "h_last": self.h_last,
-            "last_n_mean": self.last_n_mean,
-            "response_mean": self.response_mean,
+            **readouts,
             "positions": self.positions,
             "n_response_tokens": self.n_response_tokens,
             "n_tokens": self.n_tokens,
@@ -86,62 +161,15 @@ class FeatureSet:
 
     @classmethod
     def from_arrays(cls, d: dict[str, np.ndarray]) -> FeatureSet:
+        readouts: dict[str, Any] = {name: d[name] for name in READOUTS.values() if name in d}
         return cls(
-            h_last=d["h_last"],
-            last_n_mean=d["last_n_mean"],
-            response_mean=d["response_mean"],
+            **readouts,
             positions=d["positions"],
             n_response_tokens=d["n_response_tokens"],
             n_tokens=d["n_tokens"],
             truncated=d["truncated"].astype(bool),
             padding_share=float(d["padding_share"]),
         )
-
-
-@dataclass(frozen=True)
-class RenderedPair:
-    """Token ids of one rendered pair and which of them belong to the response."""
-
-    ids: tuple[int, ...]
-    response_start: int  # first response token index
-    response_end: int  # one past the last response token index
-
-
-def render_pair(
-    tokenizer: Any,
-    prompt: str,
-    response: str,
-    *,
-    chat: bool = True,
-    enable_thinking: bool | None = None,
-    max_length: int | None = None,
-) -> RenderedPair:
-    """Render (prompt, response) as one sequence and locate the response tokens.
-
-    Response tokens are found through character offsets, so templates that add text around
-    the assistant content (Qwen3's empty think block, end-of-turn markers) are handled.
-    """
-    if uses_chat_template(tokenizer, chat):
-        text = tokenizer.apply_chat_template(
-            [{"role": "user", "content": prompt}, {"role": "assistant", "content": response}],
-            tokenize=False,
-            **_template_kwargs(enable_thinking),
-        )
-        add_special = False
-    else:
-        text = PLAIN_PAIR.format(prompt=prompt, response=response)
-        add_special = True
-    enc = tokenizer(text, add_special_tokens=add_special, return_offsets_mapping=True)
-    ids, offsets = list(enc["input_ids"]), list(enc["offset_mapping"])
-    needle = response if response in text else response.strip()
-    start_char = text.rfind(needle) if needle else len(text)
-    end_char = start_char + len(needle)
-    inside = [i for i, (a, b) in enumerate(offsets) if b > a and a < end_char and b > start_char]
-    r0, r1 = (inside[0], inside[-1] + 1) if inside else (len(ids), len(ids))
-    if max_length is not None and len(ids) > max_length:
-        ids = ids[:max_length]
-        r0, r1 = min(r0, max_length), min(r1, max_length)
-    return RenderedPair(tuple(ids), r0, r1)
 
 
 def _hidden(h: Any) -> Any:
@@ -157,65 +185,55 @@ def extract_features(
     spec: FeatureSpec = FeatureSpec(),
     *,
     truncated: Sequence[bool] | None = None,
-    progress: bool | None = None,
+    progress: bool = True,
 ) -> FeatureSet:
-    """Teacher-force each pair through the base and read its hidden-state features.
+    """Teacher-force each pair through the base once and read every read-out of ``spec`` from that pass.
 
     Args:
         base: a loaded base.
         pairs: (prompt, response) pairs.
-        spec: layers, truncation and rendering.
+        spec: positions, layers, truncation and rendering.
         truncated: per pair, whether the response ended at a length limit (recorded only).
-        progress: tqdm bar; default on when more than 8 pairs.
+        progress: allow a bar on the user's terminal (`dd.core.progress` decides whether one shows).
     """
     import torch
 
     n = len(pairs)
-    tok, model = base.tokenizer, base.model
     rendered = [
-        render_pair(tok, p, r, chat=spec.chat, enable_thinking=spec.enable_thinking, max_length=spec.max_length)
+        render_pair(base.tokenizer, p, r, chat=spec.chat, enable_thinking=spec.enable_thinking,
+                    max_length=spec.max_length, response_cap=spec.response_cap)
         for p, r in pairs
     ]
-    d = None
     out: dict[str, np.ndarray] = {}
     real = padded = 0
-    bar = _progress(n, progress, f"features {base.name}")
-    with torch.inference_mode():
-        for batch in _batches([len(r.ids) for r in rendered], max(1, spec.batch_size)):
-            seqs = [rendered[i].ids for i in batch]
-            ids, mask, pos = left_pad(seqs, base.pad_token_id, base.device)
-            width = ids.shape[1]
-            real += int(mask.sum())
-            padded += ids.numel()
-            o = model(
-                input_ids=ids, attention_mask=mask, position_ids=pos, output_hidden_states=True, logits_to_keep=1
-            )
-            hs = [_hidden(h) for h in o.hidden_states]
-            last = hs[-1].float()
-            if d is None:
-                d = last.shape[-1]
-                for k in ("h_last", "last_n_mean", "response_mean"):
-                    out[k] = np.zeros((n, d), dtype=np.float32)
-            k_n = max(1, min(spec.last_n, len(hs)))
-            stack = torch.stack([h[:, -1, :].float() for h in hs[-k_n:]], 0).mean(0)
-            for row, i in enumerate(batch):
-                r = rendered[i]
-                off = width - len(r.ids)
-                out["h_last"][i] = last[row, -1].cpu().numpy()
-                out["last_n_mean"][i] = stack[row].cpu().numpy()
-                if r.response_end > r.response_start:
-                    seg = last[row, off + r.response_start : off + r.response_end]
-                    out["response_mean"][i] = seg.mean(0).cpu().numpy()
-                else:
-                    out["response_mean"][i] = out["h_last"][i]
-            bar.update(len(batch))
+    bar = progress_bar(n, f"features {base.name}", enabled=progress)
+    for batch, o in teacher_force(base, rendered, batch_size=spec.batch_size, output_hidden_states=True,
+                                  logits_to_keep=1):
+        real += int(batch.attention_mask.sum())
+        padded += batch.input_ids.numel()
+        hs = [_hidden(h) for h in o.hidden_states]
+        last = hs[-1].float()
+        deep = hs[-max(1, min(spec.last_n, len(hs))):]
+        rows = torch.arange(len(batch.items), device=last.device)
+        end = last.shape[1] - 1
+        at = {"last_rendered": torch.full_like(rows, end),
+              "last_response": torch.tensor([b - 1 if b > a else end for a, b in batch.spans], device=last.device)}
+        for position, layers in spec.readouts:
+            if position == "mean_response":
+                values = torch.stack([last[r, a:b].mean(0) if b > a else last[r, end]
+                                      for r, (a, b) in enumerate(batch.spans)])
+            elif layers == "last":
+                values = last[rows, at[position]]
+            else:
+                values = torch.stack([h[rows, at[position]].float() for h in deep], 0).mean(0)
+            held = out.setdefault(READOUTS[position, layers], np.zeros((n, values.shape[-1]), dtype=np.float32))
+            held[list(batch.items)] = values.cpu().numpy()
+        bar.update(len(batch.items))
     bar.close()
-    if d is None:
-        out = {k: np.zeros((0, 0), dtype=np.float32) for k in ("h_last", "last_n_mean", "response_mean")}
+    readouts: dict[str, Any] = {READOUTS[r]: out.get(READOUTS[r], np.zeros((0, 0), dtype=np.float32))
+                                for r in spec.readouts}
     return FeatureSet(
-        h_last=out["h_last"],
-        last_n_mean=out["last_n_mean"],
-        response_mean=out["response_mean"],
+        **readouts,
         positions=np.asarray([len(r.ids) - 1 for r in rendered], dtype=np.int64),
         n_response_tokens=np.asarray([r.response_end - r.response_start for r in rendered], dtype=np.int64),
         n_tokens=np.asarray([len(r.ids) for r in rendered], dtype=np.int64),
@@ -246,7 +264,7 @@ def cached_features(
     *,
     truncated: Sequence[bool] | None = None,
     operator: str = "frozen",
-    progress: bool | None = None,
+    progress: bool = True,
 ) -> FeatureSet:
     """``extract_features`` through the cache (npz entry of kind "features").
 

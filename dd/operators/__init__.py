@@ -1,9 +1,11 @@
 """Operators: named, hashable ways of changing what a base says.
 
 Built-ins: ``frozen`` (identity), ``sidecar`` (probe-gated hedge read-out), ``tempering`` (scale
-heads' o_proj inputs), ``lora`` (SFT/DPO adapters), ``system-prompt`` (ask in words). Third-party
-operators register through the ``dd.operators`` entry-point group. Importing this package does not
-import torch or scikit-learn.
+heads' o_proj inputs), ``steering`` (add a contrastive direction to a layer's output), ``lora``
+(SFT/DPO adapters), ``system-prompt`` (ask in words). Third-party operators register through the
+``dd.operators`` entry-point group. An arm is run by passing the operator object to
+``dd.lm.generate`` / ``cached_generate``, which dispatch on its ``kind`` and key the run by its
+``key()``. Importing this package does not import torch or scikit-learn.
 """
 
 from typing import Any
@@ -36,6 +38,14 @@ from dd.operators.lora import (
     train_sft,
 )
 from dd.operators.sidecar import Sidecar, SidecarSpec, pooled
+from dd.operators.steering import (
+    ContrastivePair,
+    Steering,
+    SteeringHandle,
+    SteeringSpec,
+    SteeringVector,
+    steering_vector,
+)
 from dd.operators.system_prompt import (
     SystemPrompt,
     SystemPromptSpec,
@@ -44,6 +54,7 @@ from dd.operators.system_prompt import (
 from dd.operators.tempering import Tempering, TemperingHandle, TemperingSpec
 
 __all__ = [
+    "ContrastivePair",
     "ENTRY_POINT_GROUP",
     "Frozen",
     "FrozenSpec",
@@ -62,6 +73,10 @@ __all__ = [
     "SidecarProbe",
     "SidecarSpec",
     "Site",
+    "Steering",
+    "SteeringHandle",
+    "SteeringSpec",
+    "SteeringVector",
     "SystemPrompt",
     "SystemPromptSpec",
     "Tempering",
@@ -75,6 +90,7 @@ __all__ = [
     "projection_sites",
     "register_operator",
     "spec_key",
+    "steering_vector",
     "supports_system_role",
     "train_dpo",
     "train_sft",

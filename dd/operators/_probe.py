@@ -1,7 +1,8 @@
 """The sidecar's estimator: the paper's probe plus the threshold that decides to hedge.
 
 Kept apart from ``sidecar.py`` because importing scikit-learn costs over a second, and listing
-operators should not pay it.
+operators should not pay it. It keeps sklearn's contract (checked by ``parametrize_with_checks``),
+so the protocol's CV, permutation tests and ``clone`` treat it like any other classifier.
 """
 
 from __future__ import annotations
@@ -10,13 +11,17 @@ from typing import Self
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils import Tags
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
 
-from dd.protocol import check_binary, check_finite, make_probe
+from dd.protocol import OneClassError, check_finite, make_probe
 
 
 class SidecarProbe(ClassifierMixin, BaseEstimator):
     """StandardScaler + LogisticRegression(C) on features; P(correct) < threshold means hedge.
+
+    A binary classifier: ``classes_[1]`` (1 with the suite's 0/1 labels) is "correct".
 
     Args:
         C: inverse regularization strength (the paper used 1.0 and 0.1).
@@ -25,7 +30,7 @@ class SidecarProbe(ClassifierMixin, BaseEstimator):
 
     Attributes:
         probe_: the fitted pipeline.
-        classes_: ``[0, 1]`` (1 = correct).
+        classes_: the two labels seen in ``fit``, sorted.
         n_features_in_: feature width seen in ``fit``.
     """
 
@@ -34,23 +39,40 @@ class SidecarProbe(ClassifierMixin, BaseEstimator):
         self.threshold = threshold
         self.random_state = random_state
 
+    def __sklearn_tags__(self) -> Tags:
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = False  # P(correct) is a two-class question
+        return tags
+
     def fit(self, X: np.ndarray, y: np.ndarray) -> Self:
-        """Fit on features X (n, d) and labels y (1 = correct)."""
+        """Fit on features X (n, d) and labels y (two classes; 1 = correct).
+
+        Raises:
+            ValueError: for NaN/inf features (naming the first bad item), or labels that are not
+                two classes (``OneClassError`` for one: the paper's statistics are undefined).
+        """
+        X, y = validate_data(self, X, y, ensure_all_finite=False)
         X = check_finite(X)
-        y = check_binary(y)
+        check_classification_targets(y)
+        self.classes_ = np.unique(y)
+        if len(self.classes_) == 1:
+            raise OneClassError(f"labels hold one class ({self.classes_[0]!r}): a probe needs both")
+        if len(self.classes_) > 2:
+            raise ValueError(f"Only binary classification is supported (correct or not); labels hold "
+                             f"{len(self.classes_)} classes")
         self.probe_ = make_probe(self.C, random_state=self.random_state).fit(X, y)
-        self.classes_ = np.array([0, 1])
-        self.n_features_in_ = X.shape[1]
         return self
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """Columns: P(wrong), P(correct)."""
-        check_is_fitted(self, "probe_")
-        return self.probe_.predict_proba(check_finite(X))
+        check_is_fitted(self)
+        X = check_finite(validate_data(self, X, reset=False, ensure_all_finite=False))
+        return self.probe_.predict_proba(X)
 
     def p_correct(self, X: np.ndarray) -> np.ndarray:
         return self.predict_proba(X)[:, 1]
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        """1 where the response is asserted as is (P(correct) >= threshold), 0 where hedged."""
-        return (self.p_correct(X) >= self.threshold).astype(int)
+        """``classes_[1]`` where the response is asserted as is (P(correct) >= threshold), else ``classes_[0]``."""
+        asserted = self.p_correct(X) >= self.threshold
+        return self.classes_[asserted.astype(int)]

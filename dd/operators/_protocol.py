@@ -1,10 +1,13 @@
 """The ``Operator`` protocol: one named, hashable way of changing what a base says.
 
-An operator changes a base in one of four ways, its ``kind``: a hook or an adapter on the loaded
-model (``apply`` returns a handle with ``.remove()`` that is also a context manager), a prompt
-transform (``messages``), or a read-out over features (``fit`` / ``hedge``). Every operator has a
-frozen-dataclass ``spec`` whose canonical string enters cache keys, so two runs with the same
-string are interchangeable and a changed parameter is a cache miss that explains itself.
+An operator changes a base in one of four ways, its ``kind``, and generation dispatches on it
+(``dd.lm.generate(..., operator=op)``): a hook or an adapter on the loaded model is applied for
+the run (``apply`` returns a handle with ``.remove()`` that is also a context manager) and removed
+after it; a prompt transform's ``messages`` are what the base is sent; a read-out over features
+(``estimator`` / ``fit`` / ``hedge``) generates nothing, and asking it to is an error. ``identity``
+(``frozen``) is the untouched base. Every operator has a frozen-dataclass ``spec`` whose canonical
+string enters cache keys, taken from the operator that runs, so two runs with the same string are
+interchangeable and a changed parameter is a cache miss that explains itself.
 """
 
 from __future__ import annotations
@@ -63,7 +66,13 @@ class ModelOperator(Operator, Protocol):
 class PromptOperator(Operator, Protocol):
     """An operator that rewrites the conversation sent to the base."""
 
-    def messages(self, prompt: str, tokenizer: Any) -> list[dict[str, str]]: ...
+    def messages(self, prompt: str, tokenizer: Any | None) -> list[dict[str, str]]:
+        """The conversation for ``prompt``, for ``tokenizer``'s chat template.
+
+        ``tokenizer`` None asks for the plain format (a base without a chat template), which
+        holds exactly one user turn.
+        """
+        ...
 
 
 @runtime_checkable
@@ -81,12 +90,14 @@ class ReadoutOperator(Operator, Protocol):
 def spec_key(name: str, spec: Any) -> str:
     """``name`` + canonical JSON of a frozen dataclass spec; just ``name`` for an empty spec.
 
-    An empty spec keys as the bare name so that ``frozen`` matches the ``operator="frozen"``
-    default of feature and generation cache keys.
+    An empty spec keys as the bare name so that ``frozen`` keys exactly like no operator at all
+    (``"frozen"``, the value every cache entry of the untouched base carries).
     """
     if not is_dataclass(spec) or isinstance(spec, type):
         raise TypeError(f"operator {name!r}: spec must be a dataclass instance, got {type(spec).__name__}")
-    if not type(spec).__dataclass_params__.frozen:
+    # @dataclass sets __dataclass_params__ on every dataclass; typeshed's DataclassInstance declares
+    # only __dataclass_fields__, so the attribute is unknown to mypy.
+    if not type(spec).__dataclass_params__.frozen:  # type: ignore[attr-defined]
         raise TypeError(f"operator {name!r}: spec {type(spec).__name__} must be frozen (hashable)")
     fields = asdict(spec)
     return f"{name}:{canonical_json(fields)}" if fields else name

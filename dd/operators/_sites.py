@@ -65,7 +65,8 @@ def projection_sites(model: Any) -> dict[int, Site]:
     """Every decoder layer's output-projection site, keyed by layer index."""
     config = _text_config(model)
     sites: dict[int, Site] = {}
-    counts = {"attention": 0, "linear_attn": 0}
+    counts: dict[SiteKind, int] = {"attention": 0, "linear_attn": 0}
+    kind: SiteKind
     for i, layer in enumerate(decoder_layers(model)):
         attn = getattr(layer, "self_attn", None)
         lin = getattr(layer, "linear_attn", None)

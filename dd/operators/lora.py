@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Self
 
-from dd.core import sha256_json
+from dd.core import progress, sha256_json
 from dd.operators._protocol import KeyMixin
 from dd.operators._registry import register_operator
 from dd.operators._sites import model_of
@@ -168,7 +168,8 @@ def attach(base: LoadedBase | Any, config: LoraTrainConfig, state: dict[str, Any
         peft_model = get_peft_model(model, config.peft_config())
     if state is not None:
         device = next(model.parameters()).device
-        result = set_peft_model_state_dict(peft_model, {k: v.to(device) for k, v in state.items()})
+        # peft annotates the return as `namedtuple` (the factory); it is torch's `_IncompatibleKeys`
+        result: Any = set_peft_model_state_dict(peft_model, {k: v.to(device) for k, v in state.items()})
         if result.unexpected_keys:
             raise ValueError(f"adapter keys not in the model: {result.unexpected_keys[:5]}")
     return LoraHandle(peft_model, flags)
@@ -254,12 +255,17 @@ def _train(base: LoadedBase, config: LoraTrainConfig, adapter: LoraAdapter | Non
         params = [p for p in pm.parameters() if p.requires_grad]
         opt = torch.optim.AdamW(params, lr=config.lr)
         torch.manual_seed(config.seed)
-        for batch in _steps(n, config):
+        steps = _steps(n, config)
+        bar = progress(len(steps), f"train {method} {base.name}")
+        for batch in steps:
             loss = loss_fn(pm, batch)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             losses.append(float(loss.detach()))
+            bar.set_postfix(loss=f"{losses[-1]:.3f}", refresh=False)
+            bar.update(1)
+        bar.close()
         state = {k: v.detach().cpu().clone() for k, v in get_peft_model_state_dict(pm).items()}
     finally:
         pm.eval()

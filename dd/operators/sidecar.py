@@ -37,12 +37,12 @@ def pooled(features: FeatureSet, pooling: Pooling) -> np.ndarray:
     """The feature matrix a pooling names: ``h_last`` or the last-4-layer mean at the last token.
 
     Raises:
-        ValueError: for an unknown pooling.
+        ValueError: for an unknown pooling, or one whose read-out was not extracted.
     """
     if pooling == "last":
-        return features.h_last
+        return features.view("last_rendered", "last")
     if pooling == "last4-mean":
-        return features.last_n_mean
+        return features.view("last_rendered", "last_n_mean")
     raise ValueError(f"unknown pooling {pooling!r}; use 'last' or 'last4-mean'")
 
 
@@ -63,7 +63,6 @@ class Sidecar(KeyMixin):
         if pooling not in ("last", "last4-mean"):
             raise ValueError(f"unknown pooling {pooling!r}; use 'last' or 'last4-mean'")
         self.spec = SidecarSpec(float(C), pooling, float(threshold), hedge, int(random_state))
-        self.estimator_: SidecarProbe | None = None
 
     def estimator(self) -> SidecarProbe:
         """A fresh, unfitted estimator with this spec's parameters."""
@@ -76,14 +75,15 @@ class Sidecar(KeyMixin):
         return features if isinstance(features, np.ndarray) else pooled(features, self.spec.pooling)
 
     def fit(self, X: FeatureSet | np.ndarray, y: Any) -> Self:
-        self.estimator_ = self.estimator().fit(self.features(X), np.asarray(y))
+        """Fit ``estimator_`` (sklearn's convention: it exists only once fitted)."""
+        self.estimator_: SidecarProbe = self.estimator().fit(self.features(X), np.asarray(y))
         return self
 
     def hedged(self, X: FeatureSet | np.ndarray) -> np.ndarray:
-        """Boolean mask: which items get the hedge."""
-        if self.estimator_ is None:
+        """Boolean mask: which items get the hedge (P(correct) below the threshold)."""
+        if not hasattr(self, "estimator_"):
             raise RuntimeError("sidecar is not fitted: call fit(X, y) first")
-        return self.estimator_.predict(self.features(X)) == 0
+        return self.estimator_.p_correct(self.features(X)) < self.spec.threshold
 
     def hedge(self, responses: list[str], X: FeatureSet | np.ndarray) -> list[str]:
         """Responses with the hedge sentence prefixed where P(correct) < threshold."""

@@ -3,6 +3,8 @@
 If a system prompt alone gets the behaviour, a trained adapter or a head edit has shown nothing.
 Chat templates without a system role (some raise, some drop it silently) get the instruction as a
 prefix of the user turn instead; bases without a chat template get it before the plain prompt.
+Generation renders these messages (``dd.lm.render_prompt(..., operator=op)``), so the arm and its
+cache key both come from this object.
 """
 
 from __future__ import annotations
@@ -10,8 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from dd.lm import PLAIN_PROMPT, uses_chat_template
-from dd.lm._generate import _template_kwargs
 from dd.operators._protocol import KeyMixin
 from dd.operators._registry import register_operator
 
@@ -53,21 +53,11 @@ class SystemPrompt(KeyMixin):
     def __init__(self, text: str = HUMBLE, separator: str = "\n\n") -> None:
         self.spec = SystemPromptSpec(text, separator)
 
-    def messages(self, prompt: str, tokenizer: Any) -> list[dict[str, str]]:
-        """The conversation for ``prompt``: system + user, or a prefixed user turn."""
-        if supports_system_role(tokenizer):
+    def messages(self, prompt: str, tokenizer: Any | None) -> list[dict[str, str]]:
+        """The conversation for ``prompt``: system + user, or a prefixed user turn.
+
+        ``tokenizer`` None (the plain format, no chat template) gets the prefixed user turn.
+        """
+        if tokenizer is not None and supports_system_role(tokenizer):
             return [{"role": "system", "content": self.spec.text}, {"role": "user", "content": prompt}]
         return [{"role": "user", "content": self.spec.text + self.spec.separator + prompt}]
-
-    def render(self, tokenizer: Any, prompt: str, *, chat: bool = True, enable_thinking: bool | None = None) -> list[int]:
-        """Token ids up to the generation prompt, like ``dd.lm.render_prompt``."""
-        if uses_chat_template(tokenizer, chat):
-            text = tokenizer.apply_chat_template(
-                self.messages(prompt, tokenizer),
-                add_generation_prompt=True,
-                tokenize=False,
-                **_template_kwargs(enable_thinking),
-            )
-            return list(tokenizer(text, add_special_tokens=False)["input_ids"])
-        plain = PLAIN_PROMPT.format(prompt=self.spec.text + self.spec.separator + prompt)
-        return list(tokenizer(plain, add_special_tokens=True)["input_ids"])

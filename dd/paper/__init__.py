@@ -1,5 +1,6 @@
 """The paper's released artifacts: the pinned manifest, locating, verifying and fetching them,
-loaders that turn them into typed values with provenance, and checks of stored summaries.
+loaders that turn them into typed values with provenance, checks of stored summaries, and the
+paper's quoted numbers (`numbers/arcN.toml`, read through `paper_numbers`).
 """
 
 from __future__ import annotations
@@ -18,12 +19,13 @@ from dd.paper._consistency import (
     sweep_point_problems,
 )
 from dd.paper._data import (
+    AXIS_HIGH_SCORE,
     CORRECT_COVERAGE,
     FRESH,
-    JudgedSet,
     PHASE0_SUMMARY,
     STEP16,
     V4_AXES,
+    JudgedSet,
     content_hash,
     load_attribution,
     load_fresh_gold,
@@ -36,8 +38,10 @@ from dd.paper._data import (
     load_summary,
     profile_from_judged,
 )
+from dd.paper._numbers import numbered_arcs, paper_numbers
 
 __all__ = [
+    "AXIS_HIGH_SCORE",
     "ArtifactCorrupt",
     "ArtifactMissing",
     "ArtifactStore",
@@ -62,6 +66,8 @@ __all__ = [
     "load_smollm_split",
     "load_summary",
     "locate",
+    "numbered_arcs",
+    "paper_numbers",
     "profile_from_judged",
     "sweep_point_problems",
 ]

@@ -139,7 +139,9 @@ def verify_file(path: Path, entry: ManifestEntry) -> None:
         )
 
 
-def fetch(dest: Path, manifest: Manifest | None = None, base_url: str | None = None, timeout: float = 60.0) -> list[str]:
+def fetch(
+    dest: Path, manifest: Manifest | None = None, base_url: str | None = None, timeout: float = 60.0
+) -> list[str]:
     """Download every manifest file that is missing or wrong into `dest`, verifying each hash.
 
     `base_url` replaces the repository's raw address (tests serve a copy on 127.0.0.1). A file

@@ -14,15 +14,20 @@ import numpy as np
 
 from dd.paper._artifacts import ArtifactStore
 
-V4_AXES = (
+# The paper's label definitions, here once: this is the lowest layer that reads labels, and the
+# judges (which produce them) and the arcs import them from here.
+#: The v4 rubric's axes, each scored 1-5, in the rubric's order.
+V4_AXES: tuple[str, ...] = (
     "factual_accuracy",
     "hedging_appropriateness",
     "pedagogical_framing",
     "self_verification",
     "completeness",
 )
-CORRECT_COVERAGE = 0.5
+#: A v4 axis is binarized as positive at a score of at least this.
 AXIS_HIGH_SCORE = 4
+#: A response is correct when it states at least this share of its gold checklist's claims.
+CORRECT_COVERAGE = 0.5
 
 STEP16 = "eval/results/judge_v4_step16.json"
 FRESH = "eval/results/judge_v4_fresh.json"
@@ -81,7 +86,7 @@ class Responses:
     provenance: Provenance
 
     def pairs(self) -> list[tuple[str, str]]:
-        return list(zip(self.prompt_set.prompts, self.texts))
+        return list(zip(self.prompt_set.prompts, self.texts, strict=True))
 
 
 @dataclass(frozen=True)
@@ -121,13 +126,13 @@ class JudgedSet:
     judge_params: dict
     coverage: np.ndarray | None = None
     correct: np.ndarray | None = None
-    verbal: tuple[str, ...] | None = None
+    verbal: tuple[str | None, ...] | None = None  # None in a slot where the verbal judge failed
 
     def axis_labels(self, axis: str) -> Labels:
         scores = self.scores[axis]
         valid = ~np.isnan(scores)
         y = np.where(valid, scores >= AXIS_HIGH_SCORE, 0).astype(int)
-        return Labels(f"v4.{axis}>=4", y, self.responses.provenance, valid)
+        return Labels(f"v4.{axis}>={AXIS_HIGH_SCORE}", y, self.responses.provenance, valid)
 
 
 def _scores(items) -> dict[str, np.ndarray]:
@@ -147,14 +152,16 @@ def load_judged(store: ArtifactStore, which: str) -> JudgedSet:
     prov = Provenance(rel, f"sha256 {store.manifest.entry(rel).sha256[:12]}")
     prompts = PromptSet(which, tuple(it["prompt"] for it in items), prov)
     responses = Responses(prompts, tuple(it["response"] for it in items), "gemma4-e2b", prov)
-    extra = {}
-    if which == "step16":
-        extra = dict(
-            coverage=np.array([it["coverage"] for it in items], dtype=float),
-            correct=np.array([bool(it["correct"]) for it in items]),
-            verbal=tuple(it["verbal"] for it in items),
-        )
-    return JudgedSet(responses, _scores(items), raw["params"], **extra)
+    if which != "step16":
+        return JudgedSet(responses, _scores(items), raw["params"])
+    return JudgedSet(
+        responses,
+        _scores(items),
+        raw["params"],
+        coverage=np.array([it["coverage"] for it in items], dtype=float),
+        correct=np.array([bool(it["correct"]) for it in items]),
+        verbal=tuple(it["verbal"] for it in items),
+    )
 
 
 @dataclass(frozen=True)
@@ -211,17 +218,23 @@ class Profile:
 
 def load_samples(store: ArtifactStore, base: str) -> list[dict]:
     """The raw samples of a profile file (topic, text, coverage, verbal)."""
-    return store.json(PROFILES[base])["samples"]
+    rel = PROFILES[base]
+    if rel is None:
+        raise KeyError(f"{base!r} has no profile file: its 2x2 comes from the step16 judge file")
+    return store.json(rel)["samples"]
 
 
 def profile_from_judged(base: str, judged: JudgedSet) -> Profile:
     """The 2x2 profile of a judged set; a verbal label the judge failed on is an error, not a hedge."""
-    failed = [i for i, v in enumerate(judged.verbal) if v not in ("assert", "hedge")]
+    verbal, correct = judged.verbal, judged.correct
+    if verbal is None or correct is None:
+        raise ValueError("the judged set holds no verbal or correctness labels: the 2x2 is undefined")
+    failed = [i for i, v in enumerate(verbal) if v not in ("assert", "hedge")]
     if failed:
         raise ValueError(f"the verbal judge gave no label for {len(failed)} item(s) (first: {failed[0]}): "
                          "the 2x2 is undefined until they are re-judged")
-    asserted = np.array([v == "assert" for v in judged.verbal])
-    return Profile(base, judged.correct, asserted, judged.responses.provenance)
+    asserted = np.array([v == "assert" for v in verbal])
+    return Profile(base, correct, asserted, judged.responses.provenance)
 
 
 def load_profile(store: ArtifactStore, base: str) -> Profile:
@@ -240,7 +253,10 @@ def load_summary(store: ArtifactStore, rel: str) -> dict:
 
 
 
-HUMANEVAL_FLAGS = {"base": "phase0_audit/results/humaneval_baseline.json", "dd": "phase0_audit/results/humaneval_dd_fp16.json"}
+HUMANEVAL_FLAGS = {
+    "base": "phase0_audit/results/humaneval_baseline.json",
+    "dd": "phase0_audit/results/humaneval_dd_fp16.json",
+}
 MCAS = "phase0_audit/results/mcas_details.json"
 PHASE0_SUMMARY = "phase0_audit/results/eval_results.json"
 

@@ -42,6 +42,11 @@ def tempering_bars() -> dict[str, float]:
     return dict(registry()["tempering"])
 
 
+def bars(section: str) -> dict[str, float]:
+    """The bars of a section beyond the AUC gates ('attribution', 'separation', 'alignment')."""
+    return dict(registry()[section])
+
+
 def judge_gate(
     name: str,
     auc: float,
@@ -75,7 +80,8 @@ def judge_gate(
         failures.append(f"{auc_label} {auc_used:.4f} < {bars['auc_min']}")
     if asym is None:
         failures.append(
-            f"no threshold keeps p_assert(correct) >= {guard('balance_min_p_assert_correct')}: balanced asymmetry undefined"
+            f"no threshold keeps p_assert(correct) >= {guard('balance_min_p_assert_correct')}: "
+            "balanced asymmetry undefined"
         )
     elif asym <= bars["asym_max"]:
         cleared.append("asym")

@@ -3,7 +3,11 @@
 Each step returns a `StepResult` (metrics, verdict, reasons). The gate bars come from
 `gates.toml`; the guards around them (label-permutation null, power, bootstrap CI, surface
 confounds, split ledger) only ever add reasons and downgrade pass -> inconclusive, never lift a
-fail, because a gate that clears on confounded or leaked evidence is not evidence.
+fail, because a gate that clears on confounded or leaked evidence is not evidence. Steps 1 and 2
+also carry a specification curve (`_specs`: a pass that is one forking path of many is
+`inconclusive`, code `forking_paths`), group checks (`_groups`: control-task selectivity and
+group-aware CV, or the near-duplicate report without groups) and the MDL online code (`_mdl`,
+reported only).
 
 1. `cv_step`: 5-fold CV on the training split (gate 'cv').
 2. `fresh_step`: fit on train, score the fresh split (gate 'fresh').
@@ -14,20 +18,22 @@ fail, because a gate that clears on confounded or leaked evidence is not evidenc
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 from scipy.stats import ks_2samp
 
+from dd.protocol import _fits as fits
 from dd.protocol import _gates as gates
+from dd.protocol import _groups as groups
 from dd.protocol import _stats as stats
+from dd.protocol._mdl import online_code
+from dd.protocol._specs import FORKING_PATHS, SpecCurve, SpecGrid, spec_curve
 from dd.protocol._verdict import FAIL, INCONCLUSIVE, PASS, Verdict
 
-SURFACE_AUC_BAR = 0.75  # features (or the fact itself) "predict well" at this AUC
-SHIFT_P = 0.01  # KS p-value below which a surface fact is distributed differently in fresh
-NEAR_DUPLICATE_COSINE = 0.995
+GROUP_LEAK = "group_leak"
 
 
 @dataclass(frozen=True)
@@ -40,8 +46,12 @@ class FeatureSource:
         hashes_train, hashes_fresh: per-item content hashes, for the split ledger.
         generator_train, generator_fresh: who produced each split's items, when known.
         axes: extra label columns, axis -> (y_train, y_fresh), for step 3.
-        views: extra feature views, view -> (X_train, X_fresh), for step 4.
+        views: extra feature views, view -> (X_train, X_fresh), for step 4 and as the
+            alternatives to X in every gate's specification curve.
         second: the same protocol inputs on a second base, for step 5.
+        groups: per-item group ids (train, fresh), either may be None: group-aware CV and
+            control tasks.
+        view: the name of X in a specification curve (step 4 runs each view as X).
     """
 
     name: str
@@ -58,28 +68,32 @@ class FeatureSource:
     axes: Mapping[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     views: Mapping[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     second: FeatureSource | None = None
+    groups: tuple[np.ndarray | None, np.ndarray | None] = (None, None)
+    view: str = "X"
 
 
 @dataclass(frozen=True)
 class StepResult:
-    """One protocol step: what it measured and the verdict (whose reasons include the guards')."""
+    """One protocol step: what it measured, the verdict (whose reasons include the guards') and its curve."""
 
     step: str
     metrics: dict
     verdict: Verdict
+    curve: SpecCurve | None = None
 
     @property
     def reasons(self) -> tuple[str, ...]:
         return self.verdict.reasons
 
 
-def _downgrade(verdict: Verdict, doubts: list[str]) -> Verdict:
-    """Add guard reasons; a pass becomes inconclusive, a fail stays a fail."""
+def _downgrade(verdict: Verdict, doubts: list[str], code: str | None = None) -> Verdict:
+    """Add guard reasons; a pass becomes inconclusive (with `code`, unless one is set), a fail stays a fail."""
     if not doubts:
         return verdict
     word = INCONCLUSIVE if verdict.verdict == PASS else verdict.verdict
     kept = () if verdict.verdict == PASS else verdict.reasons
-    return Verdict(word, (*kept, *doubts), verdict.gate)
+    code = verdict.code or (code if word == INCONCLUSIVE else None)
+    return Verdict(word, (*kept, *doubts), verdict.gate, code)
 
 
 def _gate(gate: str, y, p, *, strict: bool, seed: int) -> tuple[dict, Verdict]:
@@ -114,22 +128,12 @@ def _fact_binary(values: np.ndarray) -> np.ndarray:
     return values.astype(int) if np.isin(values, (0, 1)).all() else (values > np.median(values)).astype(int)
 
 
-_SURFACE_AUCS: dict[tuple[str, str, float], float | None] = {}
-
-
 def _features_predict(X, values, C: float) -> float | None:
-    """CV AUC of the features for a surface fact, or None when the fact has too few of a class.
-
-    Memoized on the arrays' content: every step of a run asks the same question of the same split.
-    """
-    X, labels = np.ascontiguousarray(X), _fact_binary(values)
-    key = (hashlib.sha1(X.tobytes()).hexdigest(), hashlib.sha1(labels.tobytes()).hexdigest(), C)
-    if key not in _SURFACE_AUCS:
-        try:
-            _SURFACE_AUCS[key] = stats.cross_validate(X, labels, C).pooled_auc
-        except stats.OneClassError:
-            _SURFACE_AUCS[key] = None
-    return _SURFACE_AUCS[key]
+    """CV AUC of the features for a surface fact, or None when the fact has too few of a class."""
+    try:
+        return fits.cross_validated(X, _fact_binary(values), C).pooled_auc
+    except stats.OneClassError:
+        return None
 
 
 def _fact_predicts(y, values) -> float:
@@ -144,13 +148,14 @@ def surface_guard(source: FeatureSource, C: float) -> tuple[dict, list[str]]:
     A probe can learn response length or truncation instead of the disposition; CV then passes
     while transfer fails, or a fresh set drawn like the training set passes for the wrong reason.
     """
+    bars = gates.bars("surface")
     metrics: dict = {}
     doubts: list[str] = []
     for name in sorted(set(source.surface_train) & set(source.surface_fresh)):
         tr = np.asarray(source.surface_train[name], dtype=float)
         fr = np.asarray(source.surface_fresh[name], dtype=float)
         ks = ks_2samp(tr, fr)
-        m = {
+        m: dict[str, Any] = {
             "features_auc_train": _features_predict(source.X_train, tr, C),
             "features_auc_fresh": _features_predict(source.X_fresh, fr, C),
             "shift_ks": float(ks.statistic),
@@ -159,14 +164,14 @@ def surface_guard(source: FeatureSource, C: float) -> tuple[dict, list[str]]:
             "label_auc_fresh": _fact_predicts(source.y_fresh, fr),
         }
         metrics.update({f"surface.{name}.{k}": v for k, v in m.items()})
-        encoded = (m["features_auc_train"] or 0) >= SURFACE_AUC_BAR
-        if encoded and m["shift_p"] < SHIFT_P:
+        encoded = (m["features_auc_train"] or 0) >= bars["auc_bar"]
+        if encoded and m["shift_p"] < bars["shift_p"]:
             doubts.append(
                 f"surface confound '{name}': train features predict it (CV AUC {m['features_auc_train']:.3f} "
-                f">= {SURFACE_AUC_BAR}) and it is distributed differently in fresh (KS {m['shift_ks']:.3f}, "
+                f">= {bars['auc_bar']}) and it is distributed differently in fresh (KS {m['shift_ks']:.3f}, "
                 f"p {m['shift_p']:.2g})"
             )
-        if m["label_auc_train"] >= SURFACE_AUC_BAR and m["label_auc_fresh"] < SURFACE_AUC_BAR:
+        if m["label_auc_train"] >= bars["auc_bar"] and m["label_auc_fresh"] < bars["auc_bar"]:
             doubts.append(
                 f"surface confound '{name}': it predicts the train label alone (AUC {m['label_auc_train']:.3f}) "
                 f"but not the fresh label (AUC {m['label_auc_fresh']:.3f})"
@@ -186,11 +191,12 @@ def split_ledger(source: FeatureSource) -> tuple[dict, list[str]]:
             doubts.append(f"split ledger: {overlap} fresh item(s) share a content hash with the training split")
     a = source.X_train / np.maximum(np.linalg.norm(source.X_train, axis=1, keepdims=True), 1e-12)
     b = source.X_fresh / np.maximum(np.linalg.norm(source.X_fresh, axis=1, keepdims=True), 1e-12)
-    near = int(((a @ b.T).max(axis=0) > NEAR_DUPLICATE_COSINE).sum())
+    bar = gates.bars("ledger")["near_duplicate_cosine"]
+    near = int(((a @ b.T).max(axis=0) > bar).sum())
     metrics["ledger_near_duplicates"] = near
     if near:
         doubts.append(
-            f"split ledger: {near} fresh item(s) have a training row with feature cosine > {NEAR_DUPLICATE_COSINE}"
+            f"split ledger: {near} fresh item(s) have a training row with feature cosine > {bar}"
         )
     metrics["generator_train"], metrics["generator_fresh"] = source.generator_train, source.generator_fresh
     if source.generator_train and source.generator_train == source.generator_fresh:
@@ -201,32 +207,67 @@ def split_ledger(source: FeatureSource) -> tuple[dict, list[str]]:
     return metrics, doubts
 
 
+def _family(source: FeatureSource) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The claimed features first, then every alternative view: the views of a specification curve."""
+    return {source.view: (source.X_train, source.X_fresh), **source.views}
+
+
+def _forking(curve: SpecCurve, verdict: Verdict) -> Verdict:
+    """The curve's doubts downgrade a gate that cleared its bars; a failed gate needs no correction."""
+    return verdict if verdict.verdict == FAIL else _downgrade(verdict, curve.doubts(), FORKING_PATHS)
+
+
 def cv_step(source: FeatureSource, C: float = 1.0, *, strict: bool = False, seed: int = 0,
-            estimator=None) -> StepResult:
+            estimator=None, grid: SpecGrid | None = None) -> StepResult:
     """Step 1: pooled out-of-fold AUC and balanced asym of 5-fold CV on the training split.
 
-    The probe is the paper's logistic regression at `C` unless a read-out operator passes its own
-    unfitted `estimator`; the surface guard always uses the paper's probe.
+    The folds are group-aware when the training split has groups. The probe is the paper's
+    logistic regression at `C` unless a read-out operator passes its own unfitted `estimator`;
+    the surface guard always uses the paper's probe. `grid` is the specification curve's grid
+    (`spec_grid()`, the small one, by default).
     """
-    cv = stats.cross_validate(source.X_train, source.y_train, C, estimator=estimator)
+    group = source.groups[0]
+    cv = fits.cross_validated(source.X_train, source.y_train, C, groups=group, estimator=estimator)
     metrics, verdict = _gate("cv", source.y_train, cv.oof, strict=strict, seed=seed)
     metrics["mean_fold_auc"] = cv.mean_fold_auc
+    metrics["folds"] = "stratified" if group is None else "stratified-group"
+    curve = spec_curve("cv", _family(source), source.y_train, C=C, grid=grid, groups=group, estimator=estimator,
+                       strict=strict, seed=seed)
     surface, doubts = surface_guard(source, C)
-    return StepResult("cv", {**metrics, **surface}, _downgrade(verdict, doubts))
+    group_doubts: list[str] = []
+    if group is None:
+        grouped = groups.duplicate_structure(source.X_train, source.hashes_train)
+    else:
+        grouped, group_doubts = groups.group_cv_guard(source.X_train, source.y_train, group, C, metrics["auc"],
+                                                      estimator=estimator)
+    mdl = online_code(source.X_train, source.y_train, C, estimator=estimator).metrics()
+    verdict = _downgrade(_downgrade(_forking(curve, verdict), group_doubts, GROUP_LEAK), doubts)
+    return StepResult("cv", {**metrics, **curve.metrics(), **grouped, **mdl, **surface}, verdict, curve)
 
 
 def fresh_step(source: FeatureSource, C: float = 1.0, *, strict: bool = False, seed: int = 0,
-               estimator=None) -> StepResult:
+               estimator=None, grid: SpecGrid | None = None) -> StepResult:
     """Step 2: fit on the training split, score the fresh split."""
-    p = stats.fit_predict(source.X_train, source.y_train, source.X_fresh, C, estimator=estimator)
+    p = fits.transferred(source.X_train, source.y_train, source.X_fresh, C, estimator=estimator)
     metrics, verdict = _gate("fresh", source.y_fresh, p, strict=strict, seed=seed)
+    curve = spec_curve("fresh", _family(source), source.y_train, source.y_fresh, C=C, grid=grid,
+                       estimator=estimator, strict=strict, seed=seed)
+    grouped: dict = {}
+    group_doubts: list[str] = []
+    if source.groups[0] is not None and source.groups[1] is not None:
+        grouped, group_doubts = groups.group_fresh_guard(source.X_train, source.y_train, source.groups[0],
+                                                         source.X_fresh, source.y_fresh, source.groups[1], C,
+                                                         metrics["auc"], estimator=estimator)
+    mdl = online_code(source.X_fresh, source.y_fresh, C, estimator=estimator).metrics()
     surface, surface_doubts = surface_guard(source, C)
     ledger, ledger_doubts = split_ledger(source)
-    return StepResult("fresh", {**metrics, **surface, **ledger}, _downgrade(verdict, surface_doubts + ledger_doubts))
+    verdict = _downgrade(_downgrade(_forking(curve, verdict), group_doubts, GROUP_LEAK),
+                         surface_doubts + ledger_doubts)
+    return StepResult("fresh", {**metrics, **curve.metrics(), **grouped, **mdl, **surface, **ledger}, verdict, curve)
 
 
 def _both_gates(step: str, variants: Mapping[str, FeatureSource], C: float, strict: bool, seed: int,
-                estimator=None) -> StepResult:
+                estimator=None, grid: SpecGrid | None = None) -> StepResult:
     """Steps 1 and 2 per variant; pass when some variant passes both, fail when none could.
 
     Any one variant passing is what the protocol asks of steps 3-5 ("does some axis / view /
@@ -236,8 +277,8 @@ def _both_gates(step: str, variants: Mapping[str, FeatureSource], C: float, stri
     reasons: list[str] = []
     words = []
     for name, variant in variants.items():
-        cv = cv_step(variant, C, strict=strict, seed=seed, estimator=estimator)
-        fresh = fresh_step(variant, C, strict=strict, seed=seed, estimator=estimator)
+        cv = cv_step(variant, C, strict=strict, seed=seed, estimator=estimator, grid=grid)
+        fresh = fresh_step(variant, C, strict=strict, seed=seed, estimator=estimator, grid=grid)
         for r in (cv, fresh):
             metrics.update({f"{name}.{r.step}.{k}": v for k, v in r.metrics.items()})
             reasons.extend(f"{name} {r.step}: {why}" for why in r.reasons)
@@ -253,28 +294,34 @@ def _both_gates(step: str, variants: Mapping[str, FeatureSource], C: float, stri
 
 
 def axes_step(source: FeatureSource, C: float = 1.0, *, strict: bool = False, seed: int = 0,
-              estimator=None) -> StepResult:
-    """Step 3: the same features against each extra label column."""
+              estimator=None, grid: SpecGrid | None = None) -> StepResult:
+    """Step 3: the same features against each extra label column (the views stay its alternatives)."""
     if not source.axes:
         raise ValueError(f"{source.name} has a single label column; step 3 needs several")
-    variants = {a: replace(source, y_train=yt, y_fresh=yf, axes={}, views={}, second=None)
+    variants = {a: replace(source, y_train=yt, y_fresh=yf, axes={}, second=None)
                 for a, (yt, yf) in source.axes.items()}
-    return _both_gates("axes", variants, C, strict, seed, estimator)
+    return _both_gates("axes", variants, C, strict, seed, estimator, grid)
 
 
 def pooled_step(source: FeatureSource, C: float = 1.0, *, strict: bool = False, seed: int = 0,
-                estimator=None) -> StepResult:
-    """Step 4: the same labels from each extra feature view (e.g. the mean of the last layers)."""
+                estimator=None, grid: SpecGrid | None = None) -> StepResult:
+    """Step 4: the same labels from each extra feature view (e.g. the mean of the last layers).
+
+    Each view runs as the claimed features with X and the other views as its alternatives, so
+    a view that passes only as the best of many is a forking path.
+    """
     if not source.views:
         raise ValueError(f"{source.name} carries no extra feature view; step 4 needs one")
-    variants = {v: replace(source, X_train=xt, X_fresh=xf, axes={}, views={}, second=None)
+    family = _family(source)
+    variants = {v: replace(source, X_train=xt, X_fresh=xf, view=v, axes={}, second=None,
+                           views={w: a for w, a in family.items() if w != v})
                 for v, (xt, xf) in source.views.items()}
-    return _both_gates("pooled", variants, C, strict, seed, estimator)
+    return _both_gates("pooled", variants, C, strict, seed, estimator, grid)
 
 
 def second_base_step(source: FeatureSource, C: float = 1.0, *, strict: bool = False, seed: int = 0,
-                     estimator=None) -> StepResult:
+                     estimator=None, grid: SpecGrid | None = None) -> StepResult:
     """Step 5: replication of steps 1 and 2 on a second base."""
     if source.second is None:
         raise ValueError(f"{source.name} has no second-base source; step 5 needs one")
-    return _both_gates("second-base", {source.second.name: source.second}, C, strict, seed, estimator)
+    return _both_gates("second-base", {source.second.name: source.second}, C, strict, seed, estimator, grid)

@@ -13,9 +13,11 @@ from dataclasses import dataclass
 from typing import Literal
 
 from dd.protocol import _gates as gates
+from dd.protocol._verdict import INCONCLUSIVE, PASS, Verdict
 
 FinishReason = Literal["length", "eos"]
-Verdict = Literal["comparable", "truncation_artifact"]
+#: The codes of a comparison's verdict: `pass` when comparable, `inconclusive` when truncation can explain it.
+COMPARABLE, TRUNCATION_ARTIFACT = "comparable", "truncation_artifact"
 FINISH_REASONS: frozenset[str] = frozenset({"length", "eos"})
 
 
@@ -46,15 +48,19 @@ class ArmComparison:
         delta: Operator mean score minus base mean score.
         base_rate: The base arm's truncation rate.
         operator_rate: The operator arm's truncation rate.
-        verdict: ``truncation_artifact`` means the delta must not be reported as an effect.
-        reasons: Why the verdict is an artifact, with the numbers; empty when comparable.
+        verdict: ``pass`` (code ``comparable``), or ``inconclusive`` (code ``truncation_artifact``:
+            the delta must not be reported as an effect) with the numbers in its reasons.
     """
 
     delta: float
     base_rate: float
     operator_rate: float
     verdict: Verdict
-    reasons: tuple[str, ...]
+
+    @property
+    def artifact(self) -> bool:
+        """Whether truncation can explain the delta."""
+        return self.verdict.code == TRUNCATION_ARTIFACT
 
 
 @dataclass(frozen=True)
@@ -111,7 +117,7 @@ def compare_arms(
         max_rate: Largest allowed truncation rate of either arm (default: pre-registered).
 
     Returns:
-        The comparison; its verdict is ``truncation_artifact`` if either bound is exceeded.
+        The comparison; its verdict's code is ``truncation_artifact`` if either bound is exceeded.
     """
     bounds = gates.truncation_bounds()
     max_rate_gap = bounds["max_rate_gap"] if max_rate_gap is None else max_rate_gap
@@ -130,8 +136,9 @@ def compare_arms(
                 f"{arm.name} truncation rate {arm.rate:.3f} ({arm.n_truncated}/{arm.n}) "
                 f"> max_rate {max_rate:.3f}"
             )
-    verdict: Verdict = "truncation_artifact" if reasons else "comparable"
-    return ArmComparison(delta, base.rate, operator.rate, verdict, tuple(reasons))
+    verdict = (Verdict(INCONCLUSIVE, tuple(reasons), code=TRUNCATION_ARTIFACT) if reasons
+               else Verdict(PASS, (), code=COMPARABLE))
+    return ArmComparison(delta, base.rate, operator.rate, verdict)
 
 
 def _sign(x: float) -> int:

@@ -1,4 +1,4 @@
-"""The `--dd-report` JSON (schema dd-report/1), its validation, and the terminal summary table.
+"""The `--dd-report` JSON (schema dd-report/1) and its validation.
 
 One entry per claim or pipeline test parametrization. Metrics a test computed go in `metrics`;
 numbers quoted from the paper only in `paper`. Tensors never enter the report.
@@ -19,7 +19,7 @@ import dd
 SCHEMA = "dd-report/1"
 SOURCES = ("recomputed", "summary", "skipped")
 VERDICTS = ("pass", "fail", "inconclusive")
-OUTCOMES = ("passed", "failed", "xfailed", "xpassed", "skipped")
+OUTCOMES = ("passed", "failed", "xfailed", "xpassed", "skipped", "error")
 ENTRY_KEYS = (
     "nodeid", "claim", "base", "operator", "step", "source",
     "metrics", "paper", "gate", "verdict", "reasons", "outcome",
@@ -107,36 +107,3 @@ def write(path: Path, entries: list[dict]) -> dict:
     report = build(entries)
     write_atomic(path, json.dumps(report, indent=1, sort_keys=False) + "\n")
     return report
-
-
-def _fmt(value) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
-
-
-HEADLINE_KEYS = ("auc", "balanced_asym", "asym", "pos_rate", "n_pos", "delta")
-
-
-def headline(entry: dict) -> tuple[str, str]:
-    """(measured, paper): up to two numbers the paper also quotes, headline metrics first."""
-    metrics, paper = entry["metrics"], entry["paper"]
-    shared = [k for k in paper if k in metrics]
-    ranked = [k for k in HEADLINE_KEYS if k in shared] + [k for k in shared if k not in HEADLINE_KEYS]
-    keys = (ranked or [k for k in HEADLINE_KEYS if k in metrics] or list(metrics))[:2]
-    measured = " ".join(f"{k}={_fmt(metrics[k])}" for k in keys if k in metrics)
-    quoted = " ".join(f"{k}={_fmt(paper[k])}" for k in (keys if ranked else list(paper)[:2]) if k in paper)
-    return measured or "-", quoted or "-"
-
-
-def summary_lines(entries: list[dict]) -> list[str]:
-    """The end-of-run table: claim, base, operator, measured, paper, gate, verdict, outcome."""
-    rows = [("claim", "base", "operator", "measured", "paper", "gate", "verdict", "outcome")]
-    for e in sorted(entries, key=lambda e: (e["claim"], e["base"] or "", e["nodeid"])):
-        measured, quoted = headline(e)
-        gate = ",".join(f"{k}={_fmt(v)}" for k, v in e["gate"].items() if k not in ("name", "version")) or "-"
-        rows.append((e["claim"], e["base"] or "-", e["operator"] or "-", measured, quoted, gate, e["verdict"], e["outcome"]))
-    caps = (34, 14, 18, 40, 36, 24, 12, 8)
-    cells = [[c if len(c) <= cap else c[: cap - 1] + "~" for c, cap in zip(row, caps)] for row in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(caps))]
-    return ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]

@@ -10,21 +10,28 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from dd.pytest import _report as report
 from dd.core import Settings
+from dd.pytest import _report as report
+from dd.pytest import _summary as summary
 
 STATIC_KEY = "dd_claim"
 ENTRY_KEY = "dd_entry"
 FIGURE_KEY = "dd_figure"
+ERROR_KEY = "dd_error"
 
 
 def _outcome(rep: pytest.TestReport) -> str | None:
-    """The contract's outcome word for one phase report, or None for a phase that says nothing."""
+    """The contract's outcome word for one phase report, or None for a phase that says nothing.
+
+    A failure outside the test body (fixture set-up or tear-down) and any crash of a claim test
+    other than a failed verdict (the plugin tags those) are errors: never a research result.
+    """
     xfail = hasattr(rep, "wasxfail")
     if rep.skipped:
         return "xfailed" if xfail else "skipped"
     if rep.failed:
-        return "failed"
+        crashed = any(k == ERROR_KEY for k, _ in rep.user_properties)
+        return "error" if crashed or rep.when != "call" else "failed"
     if rep.when == "call":
         return "xpassed" if xfail else "passed"
     return None
@@ -53,11 +60,12 @@ class DDSession:
     figures: dict[str, dict] = field(default_factory=dict)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        props = {k: v for k, v in report.user_properties if k in (STATIC_KEY, ENTRY_KEY)}
+        props: dict[str, dict] = {k: v for k, v in report.user_properties
+                                  if k in (STATIC_KEY, ENTRY_KEY, ERROR_KEY) and isinstance(v, dict)}
         if STATIC_KEY not in props:
             return
         for name, payload in report.user_properties:
-            if name == FIGURE_KEY:
+            if name == FIGURE_KEY and isinstance(payload, dict):
                 self.figures[payload["name"]] = payload
         entry = self.entries.setdefault(
             report.nodeid,
@@ -67,29 +75,45 @@ class DDSession:
         if ENTRY_KEY in props:
             entry.update(props[ENTRY_KEY])
         outcome = _outcome(report)
-        if outcome is None or (report.when == "teardown" and outcome != "failed"):
+        if outcome is None or (report.when == "teardown" and outcome != "error"):
             return
         entry["outcome"] = outcome
-        if ENTRY_KEY not in props:
+        if outcome == "error":
+            crash = props.get(ERROR_KEY)
+            what = f"{crash['type']}: {crash['message']}" if crash else _last_line(report)
+            entry["verdict"] = "inconclusive"
+            entry["reasons"] = [f"error in {report.when}, not a verdict: {what}"]
+        elif ENTRY_KEY not in props:
             if outcome == "skipped":
                 entry["reasons"] = [_skip_reason(report)]
             elif outcome == "failed":
-                entry["reasons"] = [f"errored before recording a result: {_last_line(report)}"]
+                entry["reasons"] = [f"failed before recording a result: {_last_line(report)}"]
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         entries = list(self.entries.values())
         if self.settings.report:
             report.write(self.settings.report, entries)
-        if self.settings.figures and self.figures:
-            from dd.pytest import _figures as figures
+        if not (self.settings.figures or self.settings.html):
+            return
+        from dd.pytest import _figures, _html
 
-            figures.write_all(self.settings.figures, entries, self.figures)
+        drawn = _figures.figures(entries, self.figures)
+        if self.settings.figures and drawn:
+            _figures.write_all(self.settings.figures, drawn)
+        if self.settings.html:
+            _html.write(self.settings.html, report.build(entries), drawn)
 
     def pytest_terminal_summary(self, terminalreporter) -> None:
         if not self.entries:
             return
+        entries = list(self.entries.values())
         terminalreporter.section("dd claims: measured vs paper")
-        for line in report.summary_lines(list(self.entries.values())):
-            terminalreporter.write_line(line)
-        if self.settings.report:
-            terminalreporter.write_line(f"dd report written to {self.settings.report}")
+        if self.settings.table == "full":
+            for line in summary.full_lines(entries):
+                terminalreporter.write_line(line)
+        else:
+            for line, markup in summary.compact_lines(entries):
+                terminalreporter.write_line(line, **markup)
+        for what, path in (("report", self.settings.report), ("HTML report", self.settings.html)):
+            if path:
+                terminalreporter.write_line(f"dd {what} written to {path}")

@@ -8,12 +8,15 @@ xdist workers; the controller alone writes the report, the figures and the summa
 
 from __future__ import annotations
 
+from collections.abc import Generator
+
 import pytest
 
+from dd.core import FLAGS, OPTIONS, Settings, resolve_settings, set_progress
+from dd.protocol import PASS, Verdict, VerdictFailed
 from dd.pytest import _report as report
-from dd.core import FLAGS, OPTIONS, Settings, resolve_settings
-from dd.pytest._session import ENTRY_KEY, FIGURE_KEY, STATIC_KEY, DDSession
-from dd.protocol import Verdict
+from dd.pytest import _xdist
+from dd.pytest._session import ENTRY_KEY, ERROR_KEY, FIGURE_KEY, STATIC_KEY, DDSession
 
 # the fixtures every project gets with the plugin
 pytest_plugins = ["dd.fixtures.artifacts", "dd.fixtures.bases"]
@@ -30,18 +33,41 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         group.addoption(flag, dest=dest, action="store_true", default=False, help=f"{help_text} [env {env}=1]")
 
 
+@pytest.hookimpl(trylast=True)  # after the terminal reporter, which says whether bars can show
 def pytest_configure(config: pytest.Config) -> None:
     try:
         settings = resolve_settings(config.getoption)
     except ValueError as err:
         raise pytest.UsageError(str(err)) from err
     config.stash[SETTINGS_KEY] = settings
-    if not hasattr(config, "workerinput"):
+    worker = getattr(config, "workerinput", None)
+    if worker is None:
         config.pluginmanager.register(DDSession(settings), "dd-session")
+        set_progress(_shows_progress(config))
+        if config.pluginmanager.hasplugin("xdist"):
+            config.pluginmanager.register(_ProgressToWorkers(_shows_progress(config)), "dd-progress-to-workers")
+    else:
+        set_progress(bool(worker.get("dd_progress")), worker.get("workerid", ""))
     if getattr(config.option, "update_snapshots", False) and _worker_count(config) > 1:
         raise pytest.UsageError(
             "--snapshot-update under several xdist workers loses snapshot entries; rerun with -n 0"
         )
+
+
+def _shows_progress(config: pytest.Config) -> bool:
+    """Bars for long work unless the run is very quiet (`-q -q`) or its output is not a terminal."""
+    writer = config.get_terminal_writer()
+    return config.get_verbosity() > -2 and writer.hasmarkup
+
+
+class _ProgressToWorkers:
+    """Tells each xdist worker whether the controller's terminal shows bars (registered with xdist only)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+
+    def pytest_configure_node(self, node) -> None:
+        node.workerinput["dd_progress"] = self.enabled
 
 
 def _worker_count(config: pytest.Config) -> int:
@@ -58,15 +84,61 @@ def settings_of(config: pytest.Config) -> Settings:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     settings = settings_of(config)
     skip_slow = pytest.mark.skip(reason="marked slow: run with --dd-slow (or DD_SLOW=1)")
+    unpinned = []
     for item in items:
         if "slow" in item.keywords and not settings.slow:
             item.add_marker(skip_slow)
         marker = item.get_closest_marker("claim")
         if marker is not None:
+            unpinned += [item.nodeid for mark in item.iter_markers("xfail") if not _pins_verdict(mark)]
             static = _static_entry(item, marker)
             item.user_properties.append((STATIC_KEY, static))
             # so that `-k gemma` selects every claim about a base, whatever the test is named
             item.extra_keyword_matches.update(v for v in (static["base"], static["claim"]) if v)
+    _xdist.distribute(config, items)  # one GPU per xdist worker; claims grouped by base (--dist loadgroup)
+    if unpinned:
+        raise pytest.UsageError(
+            "a claim's expected failure must be a failed verdict, never a crash: mark it "
+            f"xfail(strict=True, raises=dd.VerdictFailed). {len(unpinned)} unpinned: " + ", ".join(unpinned[:10])
+            + (f", and {len(unpinned) - 10} more" if len(unpinned) > 10 else "")
+        )
+
+
+def _pins_verdict(mark: pytest.Mark) -> bool:
+    """Whether an xfail mark accepts only a failed verdict (`raises=VerdictFailed` or a subclass)."""
+    raises = mark.kwargs.get("raises")
+    pinned = raises if isinstance(raises, tuple) else (raises,)
+    return raises is not None and all(isinstance(r, type) and issubclass(r, VerdictFailed) for r in pinned)
+
+
+# pytest's own outcomes, not a crash of the claim: a skip, an imperative xfail, a deliberate failure.
+_CONTROL_FLOW = (pytest.skip.Exception, pytest.xfail.Exception, pytest.fail.Exception)
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Generator[None, pytest.TestReport,
+                                                                                    pytest.TestReport]:
+    """Mark any exception of a claim test other than a failed verdict as an error."""
+    rep = yield
+    excinfo = call.excinfo
+    if item.get_closest_marker("claim") is None or excinfo is None:
+        return rep
+    if isinstance(excinfo.value, VerdictFailed) or isinstance(excinfo.value, _CONTROL_FLOW):
+        return rep
+    if call.when == "call":
+        rep.outcome = "failed"  # never an xfail, even where the mark's raises= would allow it
+        if hasattr(rep, "wasxfail"):
+            del rep.wasxfail
+    first = (str(excinfo.value).strip().splitlines() or [""])[0]
+    rep.user_properties.append((ERROR_KEY, {"type": excinfo.type.__name__, "message": first[:300]}))
+    return rep
+
+
+def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config):
+    """A crashed claim reads as an error in the terminal, never as a failed (or expected) verdict."""
+    if report.when == "call" and report.failed and any(k == ERROR_KEY for k, _ in report.user_properties):
+        return "error", "E", ("ERROR", {"red": True})
+    return None
 
 
 def _static_entry(item: pytest.Item, marker: pytest.Mark) -> dict:
@@ -88,16 +160,18 @@ def _static_entry(item: pytest.Item, marker: pytest.Mark) -> dict:
 class ClaimRecorder:
     """What a claim test computed: metrics, the gate it was held to and the verdict.
 
-    `source` is 'recomputed' when the test computed the numbers from data, 'summary' when
-    it only checked a stored summary the authors computed from unreleased inputs. `paper`
-    overrides the marker's quoted numbers; a Verdict's reasons and gate come along with it.
+    `conclude` is the one call that ends a claim test: it records the entry and raises
+    `VerdictFailed` unless the verdict is `pass`. `source` is 'recomputed' when the test computed
+    the numbers from data, 'summary' when it only checked a stored summary the authors computed
+    from unreleased inputs. `paper` overrides the marker's quoted numbers; a Verdict's reasons
+    and gate come along with it.
     """
 
     def __init__(self, item: pytest.Item) -> None:
         self._item = item
         self.entry: dict = {}
 
-    def record(
+    def conclude(
         self,
         *,
         source: str,
@@ -106,19 +180,39 @@ class ClaimRecorder:
         reasons: list[str] | tuple[str, ...] = (),
         paper: dict | None = None,
         gate: dict | None = None,
-    ) -> None:
+        claimed: str | None = None,
+    ) -> Verdict:
+        """Record the entry, then raise `VerdictFailed` unless the verdict passes.
+
+        `claimed` is the verdict a source or operator declared for itself: a measured failure
+        of another kind (inconclusive where fail was claimed) fails the test outright instead
+        of satisfying its strict xfail.
+        """
         if source not in ("recomputed", "summary"):
             raise ValueError(f"a recorded claim is 'recomputed' or 'summary', not {source!r}")
         if isinstance(verdict, Verdict):
-            reasons = [*verdict.reasons, *reasons]
-            gate = gate if gate is not None else verdict.gate
-            verdict = verdict.verdict
-        entry = {"source": source, "metrics": metrics, "verdict": verdict, "reasons": list(reasons), "gate": gate or {}}
+            verdict = Verdict(verdict.verdict, (*verdict.reasons, *reasons), verdict.gate if gate is None else gate,
+                              verdict.code)
+        else:
+            verdict = Verdict(verdict, tuple(reasons), gate or {})
+        if claimed is not None and verdict.verdict != claimed:
+            static = dict(self._item.user_properties).get(STATIC_KEY)
+            step = static.get("step") if isinstance(static, dict) else None
+            contradiction = f"claims {claimed!r}" + (f" at {step}" if step else "") + f", measured {verdict.verdict!r}"
+            verdict = Verdict(verdict.verdict, (*verdict.reasons, contradiction), verdict.gate, verdict.code)
+        entry = {"source": source, "metrics": metrics, "verdict": verdict.verdict, "reasons": list(verdict.reasons),
+                 "gate": dict(verdict.gate)}
         if paper is not None:
             entry["paper"] = paper
         self.entry = report.jsonable(entry)
         self._item.user_properties[:] = [p for p in self._item.user_properties if p[0] != ENTRY_KEY]
         self._item.user_properties.append((ENTRY_KEY, self.entry))
+        if claimed not in (None, PASS) and verdict.verdict not in (PASS, claimed):
+            # the strict xfail expects this failure, not another one: a contradicted claim fails
+            pytest.fail("; ".join(verdict.reasons))
+        if not verdict.passed:
+            raise VerdictFailed(verdict)
+        return verdict
 
     def figure(self, name: str, payload: dict) -> None:
         """Data for a figure drawn at the end of the run (never part of the report)."""
