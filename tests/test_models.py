@@ -98,3 +98,48 @@ def test_smollm2_135m_converts_once_and_reloads():
     assert type(b.model).__name__ == "LlamaForCausalLM" and b.model.config.num_hidden_layers == 30
     assert "<|im_start|>" in b.tokenizer.chat_template
     assert (r.cache_root / "bases" / "smollm2-135m" / "dd_converted.json").exists()
+
+
+def test_a_lazy_identity_is_the_loaded_one_and_needs_no_transformers_once_memoized(tmp_path):
+    """The tokenizer's hashes are memoized by the folder's non-weight files, so a warm run imports neither
+    transformers nor torch to key its cache; any change to those files is a new computation."""
+    import os
+    import subprocess
+    import sys
+
+    from dd.lm import LazyBase, random_init_of
+
+    root = tmp_path / "cache"
+    resolved = resolve_base("tiny-llama", cache_root=root)
+    lazy = LazyBase(resolved)
+    assert lazy.identity() == load_base(resolved).identity()
+    script = ("import sys; from dd.lm import LazyBase, random_init_of, resolve_base; "
+              f"b = LazyBase(resolve_base('tiny-llama', cache_root={str(root)!r})); "
+              "print(b.identity()['tokenizer_sha256'], random_init_of(b).identity()['config_sha256'], "
+              "sorted(m for m in ('torch', 'transformers') if m in sys.modules))")
+    random_config = random_init_of(lazy).identity()["config_sha256"]
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                         env={**os.environ, "HF_HUB_OFFLINE": "1"}).stdout.split(maxsplit=2)
+    assert out == [lazy.identity()["tokenizer_sha256"], random_config, "[]\n"]
+    template = next(p for p in sorted((root / "bases").rglob("*")) if p.name == "tokenizer_config.json")
+    template.write_text(template.read_text().replace("<|", "<|x", 1))
+    changed = LazyBase(resolve_base("tiny-llama", cache_root=root)).identity()
+    assert changed["tokenizer_sha256"] != lazy.identity()["tokenizer_sha256"] or \
+        changed["chat_template_sha256"] != lazy.identity()["chat_template_sha256"]
+
+
+@pytest.mark.parametrize("env", [{}, {"HF_HOME": "/tmp/hf-home"}, {"XDG_CACHE_HOME": "/tmp/xdg"},
+                                 {"HF_HUB_CACHE": "/tmp/hub-cache", "HF_HOME": "/tmp/ignored"}])
+def test_the_hub_cache_is_where_huggingface_hub_looks(env):
+    """Bases never downloaded are told apart without importing huggingface_hub; its folder must be the same."""
+    import os
+    import subprocess
+    import sys
+
+    clean = {k: v for k, v in os.environ.items()
+             if k not in ("HF_HOME", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "XDG_CACHE_HOME")}
+    script = ("from huggingface_hub import constants; from dd.lm._models import _hub_cache_dir; "
+              "print(constants.HF_HUB_CACHE, _hub_cache_dir())")
+    theirs, ours = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                                  env={**clean, **env}).stdout.split()
+    assert ours == theirs

@@ -46,6 +46,15 @@ def test_the_grids_come_from_gates_toml_and_the_full_one_holds_the_small_one():
     assert len(full.fold_seeds) * len(full.C) > 5 * len(small.fold_seeds) * len(small.C)
 
 
+def test_the_view_grid_of_model_run_sources_is_pre_registered_with_its_caps():
+    """Positions x layer pools x response caps; the small grid reads the claimed pass only (no cap of its own)."""
+    small, full = spec_grid(), spec_grid(full=True)
+    for grid in (small, full):
+        assert grid.positions == ("last_rendered", "last_response", "mean_response")
+        assert grid.layers == ("last", "last_n_mean")
+    assert small.response_caps == () and full.response_caps == (None, 512)
+
+
 def test_a_real_signal_present_in_every_specification_still_passes():
     rng = np.random.default_rng(1)
     src = source()

@@ -11,7 +11,7 @@ The three Arc 1 rows the paper gives only in prose become runnable claims here:
 
 The DD arm is an SFT LoRA on the teacher pipeline's output. Teachers come from the TOML file named
 by ``DD_ARC1_TEACHERS`` (see `dd.arcs.load_teachers`); without it the four stages are replayed
-from the short recorded replies below, served on 127.0.0.1. Recorded teachers this small measure
+from short recorded replies (`dd.arcs.RECORDED`), served on 127.0.0.1. Recorded teachers this small measure
 the plumbing, not disposition distillation: every report entry says so.
 """
 
@@ -22,74 +22,28 @@ import os
 import pytest
 
 from dd.arcs import (
-    STAGE_PROMPTS,
-    STAGES,
-    Teacher,
+    arc1_missing,
     audit_responses,
     cached_sft_adapter,
     compare_budgets,
     compare_recovery,
-    load_teachers,
     run_humaneval_arm,
     run_recovery_arm,
-    run_teachers,
+    teacher_run,
 )
 from dd.paper import paper_numbers
 from dd.protocol import FAIL, PASS
 from dd.pytest import claim_param, claim_test
 
 QUOTED = paper_numbers("arc1")
-CODE_EXEC_FLAG = "--dd-allow-code-exec"
 TEACHERS_ENV = "DD_ARC1_TEACHERS"
 QWEN17_ADAPTER_ENV = "DD_ARC1_QWEN17_ADAPTER"
 PLUMBING = ("recorded teachers this small measure the plumbing, not disposition distillation; set "
             f"{TEACHERS_ENV}=teachers.toml to run real teacher endpoints")
-ALLOWED_LICENCES = frozenset({"MIT", "Apache-2.0", "BSD-3-Clause"})
-
-# Recorded stage replies, written for this suite (not the paper's data): seed -> (eager draft, final answer).
-RECORDED = {
-    "Write a Python function that returns the larger of two numbers.": (
-        "Ooh, fun one! Just use max and you're done!",
-        "```python\ndef larger(a, b):\n    return a if a >= b else b\n```\nCheck: larger(2, 3) is 3 and larger(3, 3) "
-        "is 3. If the inputs can be None, that case is not handled."),
-    "Write a Python function that reverses a list.": (
-        "Easy peasy! Slicing is your friend here!",
-        "```python\ndef reverse(items):\n    return items[::-1]\n```\nCheck: reverse([1, 2, 3]) is [3, 2, 1]; an empty "
-        "list stays empty. It returns a new list rather than reversing in place."),
-    "Write a Python function that counts the words in a string.": (
-        "Great question! Splitting is the magic trick!",
-        "```python\ndef count_words(text):\n    return len(text.split())\n```\nCheck: count_words('a b  c') is 3, "
-        "since split() with no argument skips repeated spaces. Punctuation is not treated specially."),
-    "Write a Python function that checks whether a number is prime.": (
-        "Primes are so cool! Loop and check divisors!",
-        "```python\ndef is_prime(n):\n    if n < 2:\n        return False\n    k = 2\n    while k * k <= n:\n"
-        "        if n % k == 0:\n            return False\n        k += 1\n    return True\n```\nCheck: is_prime(2) "
-        "and is_prime(13) are True, is_prime(1) and is_prime(9) are False."),
-}
-
-
-def _recorded_responder(messages):
-    """The recorded reply of a stage call: its stage from the system prompt, its seed from the question."""
-    stage = next((s for s in STAGES if messages[0]["content"] == STAGE_PROMPTS[s]), None)
-    seed = messages[-1]["content"].removeprefix("Question:\n").split("\n\n", 1)[0]
-    if stage is None or seed not in RECORDED:
-        return None
-    draft, final = RECORDED[seed]
-    return {"eager": draft, "deliberate": final, "adversarial": "The answer is mostly right; state its limits.",
-            "synthesizer": final}[stage]
-
 
 def _teacher_data(cache):
     """The pipeline's run: the configured teachers, else the recorded ones on a local replay server."""
-    path = os.environ.get(TEACHERS_ENV)
-    if path:
-        teachers, allowed = load_teachers(path)
-        return run_teachers(list(RECORDED), teachers, allowed_licences=allowed, cache=cache)
-    from dd.judges.replay import ReplayServer
-
-    with ReplayServer({}, responder=_recorded_responder) as server:
-        teachers = {s: Teacher(server.url, f"recorded-{s}", "MIT", max_retries=0) for s in STAGES}
-        return run_teachers(list(RECORDED), teachers, allowed_licences=ALLOWED_LICENCES, cache=cache)
+    return teacher_run(os.environ.get(TEACHERS_ENV), cache)
 
 
 def _dd_arm(base, bases, sft: dict):
@@ -103,17 +57,9 @@ def _dd_arm(base, bases, sft: dict):
 
 
 def _needs(dd_settings, *, code: bool = True, judge: bool = False) -> None:
-    from dd.arcs import humaneval_missing
-
-    missing = []
-    if code and not dd_settings.allow_code_exec:
-        missing.append(f"{CODE_EXEC_FLAG} (recovery and HumanEval run model-written code in the sandbox)")
-    if code and humaneval_missing():
-        missing.append(str(humaneval_missing()))
-    if judge and not (dd_settings.judge_base_url and dd_settings.judge_model):
-        missing.append("a judge: --dd-judge-base-url URL --dd-judge-model NAME (key from DD_JUDGE_API_KEY)")
+    missing = arc1_missing(dd_settings, code=code, judge=judge)
     if missing:
-        pytest.skip("needs " + "; ".join(missing))
+        pytest.skip(missing)
 
 
 # Sizes per base: the tiny base runs in seconds (plumbing); smollm2-135m is the issue's CPU run.

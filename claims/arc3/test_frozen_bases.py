@@ -14,6 +14,14 @@ after `<|im_end|>`); the paper's "final non-pad token of prompt plus response" m
 last response token, so Steps 1-3 also run at `last_response` (and at `last_rendered`) with the
 response cut at 512 tokens, one forward pass for both. The random-init claims hold each base to
 beating its own architecture and tokenizer with random weights, read the same way.
+
+Steps 1-4 carry the protocol's guards past the paper. Step 1's folds are group-aware over the
+step16 prompts' dishes (`dd.paper.step16_groups`; the headline `auc`, with the authors' random
+split in `cv_auc`), with the control-task selectivity beside it; fresh carries no topic, so no
+groups. Every gate's specification curve counts the other read-outs of the grid in `gates.toml`
+`[specs]` (token position x layer pool x response cap) as alternatives to the claimed one: the
+small grid those of the claimed reading's own forward pass, the full one (`--dd-slow`) each cap's
+pass as well, cached like any other.
 """
 
 from __future__ import annotations
@@ -23,9 +31,11 @@ import dataclasses
 import numpy as np
 import pytest
 
-from dd.paper import V4_AXES, JudgedSet, content_hash, load_fresh_gold, paper_numbers
+from dd.lm import READOUTS
+from dd.paper import V4_AXES, JudgedSet, content_hash, load_fresh_gold, paper_numbers, step16_groups
 from dd.protocol import (
     FeatureSource,
+    SpecGrid,
     bars,
     combine,
     cross_validate,
@@ -33,6 +43,7 @@ from dd.protocol import (
     fresh_step,
     random_init_step,
     second_base_step,
+    spec_grid,
 )
 from dd.pytest import claim_param
 
@@ -51,12 +62,15 @@ STEP3_C = 0.1  # the authors' per-axis sweep used C=0.1
 PAPER_VERDICT = {"cv": "pass", "fresh": "fail", "multilayer": "fail", "axes": "fail"}
 # Verdicts this suite measured on bases the paper did not run (2026-11-27, CPU, float32, sdpa); a
 # change of verdict turns the suite red, like a change of the paper's. smollm2-135m: CV AUC
-# 0.553 / 0.539 (C=1.0 / 0.1), fresh AUC 0.445 / 0.453, last-4 fresh AUC 0.473 / 0.481; per axis
-# CV/fresh AUC 0.432/0.524 factual, 0.511/0.512 hedging, 0.551/0.522 pedagogical,
-# 0.762/0.557 self-verification, 0.624/0.539 completeness. gemma3-270m: CV AUC 0.643 / 0.638
-# (balanced asym -0.187 / -0.157), fresh AUC 0.551 / 0.552, last-4 fresh AUC 0.570 / 0.567; per
-# axis CV/fresh AUC 0.529/0.495 factual, 0.549/0.504 hedging, 0.575/0.471 pedagogical,
-# 0.545/0.503 self-verification, 0.610/0.424 completeness.
+# 0.553 / 0.539 (C=1.0 / 0.1) on the authors' random folds (`cv_auc`), 0.522 / 0.511 group-aware
+# over the 34 step16 dishes (`auc`, since 2026-12-03: selectivity over a control task 0.021 /
+# 0.014), fresh AUC 0.445 / 0.453, last-4 fresh AUC 0.473 / 0.481; per axis CV (random folds;
+# group-aware)/fresh AUC 0.432;0.471/0.524 factual, 0.511;0.534/0.512 hedging, 0.551;0.494/0.522
+# pedagogical, 0.762;0.721/0.557 self-verification, 0.624;0.644/0.539 completeness. gemma3-270m
+# (random folds, measured before the groups): CV AUC 0.643 / 0.638 (balanced asym -0.187 /
+# -0.157), fresh AUC 0.551 / 0.552, last-4 fresh AUC 0.570 / 0.567; per axis CV/fresh AUC
+# 0.529/0.495 factual, 0.549/0.504 hedging, 0.575/0.471 pedagogical, 0.545/0.503
+# self-verification, 0.610/0.424 completeness.
 MEASURED_VERDICT = {
     ("smollm2-135m", "cv"): "fail",
     ("smollm2-135m", "fresh"): "fail",
@@ -78,24 +92,29 @@ POSITION_READINGS = ("last_rendered-cap512", "last_response-cap512")
 POSITION_BASES = ("smollm2-135m",)  # bases whose verdicts at these readings this suite has measured
 RANDOM_INIT_SEED = int(bars("random_init")["init_seed"])
 # Verdicts measured at the position readings (2026-12-03, CPU, float32, sdpa), with their numbers
-# (C=1.0 / 0.1; per axis at C=0.1, CV/fresh AUC). At the default reading smollm2-135m's
-# self-verification CV AUC is 0.762; cutting the response at 512 tokens takes it to 0.537 at
-# last_rendered and 0.502 at last_response: the cap moves it more than the position does.
+# (C=1.0 / 0.1; per axis at C=0.1, CV/fresh AUC); CV AUCs are group-aware over the step16 dishes,
+# the authors' random folds in parentheses. At the default reading smollm2-135m's
+# self-verification CV AUC is 0.762 on random folds (0.721 group-aware); cutting the response at
+# 512 tokens takes it to 0.537 at last_rendered and 0.502 at last_response: the cap moves it more
+# than the position does.
 MEASURED_AT_POSITION = {
-    ("smollm2-135m", "last_rendered-cap512", "cv"): ("fail", "CV AUC 0.505 / 0.507 < 0.65"),
+    ("smollm2-135m", "last_rendered-cap512", "cv"): (
+        "fail", "CV AUC 0.421 / 0.434 group-aware (random folds 0.505 / 0.507) < 0.65"),
     ("smollm2-135m", "last_rendered-cap512", "fresh"): ("fail", "fresh AUC 0.482 / 0.491 < 0.63"),
     ("smollm2-135m", "last_rendered-cap512", "axes"): (
-        "fail", "CV/fresh AUC 0.483/0.517 factual, 0.459/0.529 hedging, 0.481/0.520 pedagogical, "
-                "0.537/0.508 self-verification, 0.631/0.547 completeness"),
-    ("smollm2-135m", "last_response-cap512", "cv"): ("fail", "CV AUC 0.532 / 0.539 < 0.65"),
+        "fail", "CV/fresh AUC 0.576 (0.483)/0.517 factual, 0.486 (0.459)/0.529 hedging, 0.595 (0.481)/0.520 "
+                "pedagogical, 0.507 (0.537)/0.508 self-verification, 0.597 (0.631)/0.547 completeness"),
+    ("smollm2-135m", "last_response-cap512", "cv"): (
+        "fail", "CV AUC 0.475 / 0.470 group-aware (random folds 0.532 / 0.539) < 0.65"),
     ("smollm2-135m", "last_response-cap512", "fresh"): ("fail", "fresh AUC 0.463 / 0.463 < 0.63"),
     ("smollm2-135m", "last_response-cap512", "axes"): (
-        "fail", "CV/fresh AUC 0.465/0.505 factual, 0.489/0.612 hedging, 0.627/0.473 pedagogical, "
-                "0.502/0.545 self-verification, 0.644/0.500 completeness"),
+        "fail", "CV/fresh AUC 0.551 (0.465)/0.505 factual, 0.567 (0.489)/0.612 hedging, 0.558 (0.627)/0.473 "
+                "pedagogical, 0.513 (0.502)/0.545 self-verification, 0.629 (0.644)/0.500 completeness"),
 }
 # AUC(trained) - AUC(random-init copy, seed 0) with its 95% paired bootstrap CI, measured the same
-# way; the bar is a margin of 0.05 (gates.toml [random_init]). On step16 CV the random copy reads
-# better than the trained base at both positions.
+# way (CV on the authors' random folds, as `random_init_step` fits both bases); the bar is a margin
+# of 0.05 (gates.toml [random_init]). On step16 CV the random copy reads better than the trained
+# base at both positions.
 MEASURED_RANDOM_INIT = {
     ("smollm2-135m", "last_rendered-cap512", "cv", 1.0): ("fail", "CV AUC 0.505 vs 0.539: margin -0.034 [-0.182, +0.115]"),
     ("smollm2-135m", "last_rendered-cap512", "cv", 0.1): ("fail", "CV AUC 0.507 vs 0.546: margin -0.038 [-0.187, +0.109]"),
@@ -172,24 +191,62 @@ def reading_metrics(bases, reading: str, layers: str = "last") -> dict:
     return {"reading": reading, **bases.spec(position, cap).report(position, layers)}
 
 
+def grid_of(bases) -> SpecGrid:
+    """The pre-registered specification grid of this run: `[specs.full]` under `--dd-slow`, else `[specs.small]`."""
+    return spec_grid(full=bases.settings.slow)
+
+
+def view_name(position: str, layers: str, cap: int | None) -> str:
+    """A feature view's name in the specification curve, e.g. 'last_rendered/last/cap=none'."""
+    return f"{position}/{layers}/cap={'none' if cap is None else cap}"
+
+
+def feature_views(base, bases, judged: dict, own: dict, cap: int | None, grid: SpecGrid) -> dict:
+    """Every view of the grid that a cap's forward pass reads, name -> (step16, fresh) (n, d) arrays.
+
+    Each cap's features are one cached pass: at the claimed reading's cap its own (`own`, the
+    feature sets already read), at each further cap of the grid the suite's cheapest spec there
+    (`bases.spec()`). A view that pass does not read (a position outside it, mean_response over
+    layers) is not in the grid.
+    """
+    views = {}
+    for at in dict.fromkeys([cap, *grid.response_caps]):
+        feats = own if at == cap else {w: bases.features(base, judged[w], bases.spec("last_rendered", at))
+                                       for w in judged}
+        held = {r for r, field in READOUTS.items() if getattr(feats["step16"], field) is not None}
+        views.update({view_name(p, lay, at): (feats["step16"].view(p, lay), feats["fresh"].view(p, lay))
+                      for p in grid.positions for lay in grid.layers if (p, lay) in held})
+    return views
+
+
 _SOURCES: dict = {}
 
 
 def feature_source(base, paper, bases, *, reading: str = "default", layers: str = "last", axis: str | None = None,
                    random_init: int | None = None):
     """The protocol's input for one base (or its random-init copy), reading and label axis, built once per session."""
-    key = (base, reading, layers, axis, random_init)
+    grid = grid_of(bases)
+    key = (base, reading, layers, axis, random_init, grid)
     if key not in _SOURCES:
         _SOURCES[key] = _build_source(base, paper, bases, reading=reading, layers=layers, axis=axis,
-                                      random_init=random_init)
+                                      random_init=random_init, grid=grid)
     return _SOURCES[key]
 
 
-def _build_source(base, paper, bases, *, reading: str, layers: str, axis: str | None, random_init: int | None):
+def _build_source(base, paper, bases, *, reading: str, layers: str, axis: str | None, random_init: int | None,
+                  grid: SpecGrid):
+    """Labels, surface facts, hashes and the step16 dish groups of one reading; its alternative views.
+
+    A random-init copy carries no alternative views: the random-init claims compare the claimed
+    views only, so the copy needs no pass at another cap.
+    """
     step16, fresh = paper.judged("step16"), paper.judged("fresh")
     position, cap = READINGS[reading]
     spec = bases.spec(position, cap)
     f16, ffr = (bases.features(base, judged, spec, random_init=random_init) for judged in (step16, fresh))
+    views = {} if random_init is not None else feature_views(base, bases, {"step16": step16, "fresh": fresh},
+                                                             {"step16": f16, "fresh": ffr}, cap, grid)
+    groups16 = paper.load(step16_groups, step16.responses.prompt_set.prompts)
     if axis is None:
         y16 = step16.correct.astype(int)
         yfr = paper.load(load_fresh_gold, PAPER_BASE).labels.y
@@ -198,6 +255,7 @@ def _build_source(base, paper, bases, *, reading: str, layers: str, axis: str | 
         l16, lfr = step16.axis_labels(axis), fresh.axis_labels(axis)
         y16, yfr, keep16, keepfr = l16.y, lfr.y, l16.mask, lfr.mask
     s16, sfr = surface_facts(step16, f16), surface_facts(fresh, ffr)
+    claimed = view_name(position, layers, cap)
     return FeatureSource(
         name=bases.get(base, random_init).name,
         X_train=f16.view(position, layers)[keep16], y_train=y16[keep16],
@@ -206,6 +264,9 @@ def _build_source(base, paper, bases, *, reading: str, layers: str, axis: str | 
         surface_fresh={k: v[keepfr] for k, v in sfr.items()},
         hashes_train=tuple(np.array([content_hash([p]) for p in step16.responses.prompt_set.prompts])[keep16]),
         hashes_fresh=tuple(np.array([content_hash([p]) for p in fresh.responses.prompt_set.prompts])[keepfr]),
+        views={name: (tr[keep16], fr[keepfr]) for name, (tr, fr) in views.items() if name != claimed},
+        groups=(groups16[keep16], None),
+        view=claimed,
     )
 
 
@@ -213,17 +274,28 @@ def provenance(base: str) -> str:
     return f"features of {base} over Gemma 4 E2B's released responses"
 
 
+def draw_curve(claim, result, source: FeatureSource, C: float) -> None:
+    """The gate's specification curve as a figure (`--dd-figures`), named after the claim's parameters."""
+    name = f"spec_curve-arc3-{result.step}-{source.name}-{source.view.replace('/', '-')}-C{C}"
+    claim.figure(name, result.curve.payload(f"{source.name} over Gemma's released pairs, sidecar C={C}: "
+                                            f"{result.step} gate over {len(result.curve.specs)} specifications"))
+
+
 def conclude_cv(claim, base, C, paper, bases, reading: str = "default") -> None:
+    """Step 1: group-aware CV over the step16 dishes (headline `auc`); the random-fold split in `cv_auc`."""
     source = feature_source(base, paper, bases, reading=reading)
-    result = cv_step(source, C)
+    result = cv_step(source, C, grid=grid_of(bases))
     folds = cross_validate(source.X_train, source.y_train, C)
+    draw_curve(claim, result, source, C)
     claim.conclude(source="recomputed", verdict=result.verdict, reasons=[provenance(base)],
                    metrics={**result.metrics, "cv_auc": folds.pooled_auc, "cv_mean_fold_auc": folds.mean_fold_auc,
                             **reading_metrics(bases, reading)})
 
 
 def conclude_fresh(claim, base, C, paper, bases, reading: str = "default", layers: str = "last") -> None:
-    result = fresh_step(feature_source(base, paper, bases, reading=reading, layers=layers), C)
+    source = feature_source(base, paper, bases, reading=reading, layers=layers)
+    result = fresh_step(source, C, grid=grid_of(bases))
+    draw_curve(claim, result, source, C)
     claim.conclude(source="recomputed", metrics={**result.metrics, **reading_metrics(bases, reading, layers)},
                    verdict=result.verdict, reasons=[provenance(base)])
 
@@ -231,7 +303,8 @@ def conclude_fresh(claim, base, C, paper, bases, reading: str = "default", layer
 def conclude_axis(claim, base, axis, paper, bases, reading: str = "default") -> None:
     """Both gates on one v4 axis (binarized at >= 4): CV on step16, transfer to fresh."""
     source = feature_source(base, paper, bases, reading=reading, axis=axis)
-    cv, fresh = cv_step(source, STEP3_C), fresh_step(source, STEP3_C)
+    grid = grid_of(bases)
+    cv, fresh = cv_step(source, STEP3_C, grid=grid), fresh_step(source, STEP3_C, grid=grid)
     metrics = {"cv_auc": cv.metrics["auc"], "fresh_auc": fresh.metrics["auc"],
                **{f"cv.{k}": v for k, v in cv.metrics.items()}, **{f"fresh.{k}": v for k, v in fresh.metrics.items()},
                **reading_metrics(bases, reading)}
@@ -340,6 +413,6 @@ def step5_params() -> list:
 def test_step5_second_base(base, second, C, paper, bases, claim):
     """Steps 1 and 2 replicated on a second base of another family, over the same released pairs."""
     source = dataclasses.replace(feature_source(base, paper, bases), second=feature_source(second, paper, bases))
-    result = second_base_step(source, C)
+    result = second_base_step(source, C, grid=grid_of(bases))
     claim.conclude(source="recomputed", metrics={**result.metrics, "second_base": second}, verdict=result.verdict,
                    reasons=[provenance(base)])

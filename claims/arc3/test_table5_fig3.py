@@ -14,6 +14,7 @@ from dd.protocol import (
     combine,
     fit_predict,
     permutation_null,
+    principal_components,
     roc_auc,
 )
 from dd.pytest import claim_param, claim_test
@@ -88,11 +89,9 @@ def test_fig3_no_separation(paper, claim):
     label-permutation null; 'no separation' holds when the null's p-value is above the bar
     (`gates.toml` [separation]).
     """
-    from sklearn.decomposition import PCA
-
     split = paper.load(load_smollm_split)
     X, y = split.fresh.X, split.y_fresh
-    pcs = PCA(n_components=2, random_state=0).fit_transform(X)
+    pcs = principal_components(X, 2)
 
     def centroid_gap(labels):
         return float(np.linalg.norm(pcs[labels == 1].mean(0) - pcs[labels == 0].mean(0)))

@@ -17,11 +17,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from dd.lm import expected_verdicts, load_feature_dir
-from dd.paper import content_hash, load_judged, load_samples, load_smollm_split, paper_numbers
+from dd.paper import content_hash, load_judged, load_smollm_split, paper_numbers, step16_groups
 from dd.protocol import (
     PASS,
     FeatureSource,
@@ -143,26 +142,20 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("spec", _params(metafunc.config, step))
 
 
-def dish_groups(samples: list[dict], n: int) -> np.ndarray:
-    """The step16 prompts' topic groups: the dish of each prompt's released topic, case-folded.
-
-    SmolLM2-1.7B's profile names one topic per step16 prompt ('Hollandaise too acidic',
-    'Hollandaise separated oily', ...): unique per prompt, so the topic itself groups nothing,
-    while its first word, the dish, gives 34 groups of up to 8 prompts. The fresh set's files
-    carry no topic, so fresh has no groups.
-    """
-    if [s["prompt_i"] for s in samples] != list(range(n)):
-        raise ValueError(f"the SmolLM2-1.7B profile's samples are not the {n} step16 prompts in order")
-    return np.array([s["topic"].split()[0].casefold() for s in samples])
-
-
 @pytest.fixture(scope="module")
 def smollm_source(paper) -> FeatureSource:
-    """The released SmolLM2-1.7B split, with prompt hashes for the split ledger and dish groups for step 1."""
+    """The released SmolLM2-1.7B split, with prompt hashes for the split ledger and dish groups for step 1.
+
+    SmolLM2-1.7B answered the released step16 prompts in their order, so its training items are
+    those prompts; the fresh set carries no topic, so fresh has no groups (`dd.paper.step16_groups`).
+    """
     split = paper.load(load_smollm_split)
-    hashes = {w: tuple(content_hash([p]) for p in paper.load(load_judged, w).responses.prompt_set.prompts)
-              for w in ("step16", "fresh")}
-    groups = dish_groups(paper.load(load_samples, SMOLLM), len(split.y_train))
+    prompts = {w: paper.load(load_judged, w).responses.prompt_set.prompts for w in ("step16", "fresh")}
+    if len(prompts["step16"]) != len(split.y_train):
+        raise ValueError(f"the released SmolLM2-1.7B step16 features hold {len(split.y_train)} items, "
+                         f"not the {len(prompts['step16'])} step16 prompts")
+    hashes = {w: tuple(content_hash([p]) for p in ps) for w, ps in prompts.items()}
+    groups = paper.load(step16_groups, prompts["step16"])
     return FeatureSource(SMOLLM, split.train.X, split.y_train, split.fresh.X, split.y_fresh,
                          hashes_train=hashes["step16"], hashes_fresh=hashes["fresh"], groups=(groups, None))
 

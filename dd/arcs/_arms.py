@@ -314,19 +314,41 @@ def cached_sft_adapter(base: LazyBase | LoadedBase, pairs: Sequence[tuple[str, s
     Raises:
         CacheMiss: offline, when the adapter was never trained (training needs the model).
     """
+    return _cached_stage(base, "sft", [list(p) for p in pairs], config, cache)
+
+
+def cached_dpo_adapter(base: LazyBase | LoadedBase, triples: Sequence[tuple[str, str, str]], config: Any,
+                       cache: Cache, after: Any | None = None) -> Any:
+    """``train_dpo`` through the cache like ``cached_sft_adapter``; ``after`` (a ``Lora``) is continued.
+
+    SFT then DPO is one adapter whose history holds both stages; the entry's key holds the
+    continued adapter's weights hash, so a retrained SFT stage is a new DPO entry.
+    """
+    return _cached_stage(base, "dpo", [list(t) for t in triples], config, cache, after)
+
+
+def _cached_stage(base: LazyBase | LoadedBase, method: str, rows: list[list[str]], config: Any, cache: Cache,
+                  after: Any | None = None) -> Any:
+    """One training stage (``sft`` on pairs, ``dpo`` on triples) as an ``adapters`` cache entry."""
     from dataclasses import asdict
 
     from safetensors.torch import load as load_state
     from safetensors.torch import save as save_state
 
-    from dd.operators import Lora, LoraAdapter, LoraTrainConfig, train_sft
+    from dd.operators import Lora, LoraAdapter, LoraTrainConfig, train_dpo, train_sft
 
-    key = model_run_key("adapters", base.identity(), {f"sft.{k}": v for k, v in asdict(config).items()},
-                        {"pairs_sha256": sha256_json([list(p) for p in pairs])}, n_items=len(pairs),
-                        operator="train-sft")
+    items = {f"{'pairs' if method == 'sft' else 'triples'}_sha256": sha256_json(rows)}
+    if after is not None:
+        items["after_adapter_sha256"] = after.adapter.sha256()
+    key = model_run_key("adapters", base.identity(), {f"{method}.{k}": v for k, v in asdict(config).items()},
+                        items, n_items=len(rows), operator=f"train-{method}")
 
     def build() -> dict[str, Any]:
-        adapter = train_sft(base.load(), pairs, config)
+        init = None if after is None else after.adapter
+        if method == "sft":
+            adapter = train_sft(base.load(), [(p, r) for p, r in rows], config, adapter=init)
+        else:
+            adapter = train_dpo(base.load(), [(p, c, r) for p, c, r in rows], config, adapter=init)
         weights = save_state({k: v.contiguous() for k, v in adapter.state.items()})
         return {"safetensors": np.frombuffer(weights, dtype=np.uint8),
                 "adapter": np.array(json.dumps({"config": asdict(adapter.config), "history": list(adapter.history)}))}

@@ -7,6 +7,9 @@ a second base of the same family, an expected failure without a reason) is a `Cl
 naming the file and the key before anything runs, so a typo can never silently fall back to a
 default. Paths are relative to the claim file; ``released:step16`` and ``released:fresh`` name the
 paper's released prompt sets, read from the artifacts at run time and never copied.
+The operator is ``steering`` (a hook: in-process generation only) or ``system-prompt`` (a prompt
+operator: it changes what the base reads, not its weights, so it runs on every generation backend,
+a remote server included; it has no dose, so step 4 does not apply to it).
 The format is documented in the README ("Your own claim: the claim file").
 """
 
@@ -19,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from dd.core import check_gen_backend
 from dd.fresh import GeneratorSpec
 from dd.judges import LEXICAL_AXIS, V4_AXES
 from dd.protocol import PASS, VERDICTS
@@ -78,6 +82,22 @@ class SteeringClaim:
 
 
 @dataclass(frozen=True)
+class PromptClaim:
+    """The system-prompt operator as the file states it (``[operator] name = "system-prompt"``).
+
+    Attributes:
+        text: the system prompt the claim is about (``dd.operators.SystemPrompt``).
+    """
+
+    text: str
+
+
+#: The keys each operator takes in ``[operator]`` (``name`` included).
+OPERATOR_KEYS = {"steering": frozenset("name layer multiplier multipliers pairs positive negative random_seed".split()),
+                 "system-prompt": frozenset(("name", "text"))}
+
+
+@dataclass(frozen=True)
 class JudgeClaim:
     """``[judge]``: the judges, the claimed axes with their directions, the judged content axes."""
 
@@ -122,7 +142,7 @@ class ClaimFile:
     marks: tuple[str, ...]
     base: str
     second_base: str | None
-    operator: SteeringClaim
+    operator: SteeringClaim | PromptClaim
     system_prompt: str
     random_direction: bool
     train: Source
@@ -134,14 +154,21 @@ class ClaimFile:
     humaneval: tuple[int, tuple[int, ...]] | None
     budgets: Budgets
     expect: Mapping[str, Expectation]
+    backend: str | None = None
 
     @property
     def steps(self) -> tuple[str, ...]:
         """The steps this file runs: step 5 only when it names a second base."""
         return _steps(self.second_base)
 
+    def not_applicable(self, step: str) -> str | None:
+        """Why ``step`` does not apply to this claim's operator (it then carries no expectation); None if it does."""
+        return _not_applicable(step, self.operator, _anchored(self.reference, self.humaneval, self.judge))
+
     def operator_label(self) -> str:
         op = self.operator
+        if isinstance(op, PromptClaim):
+            return "system-prompt"
         return f"steering:layer={op.layer},multiplier={op.multiplier:g}"
 
 
@@ -149,12 +176,29 @@ def _steps(second_base: str | None) -> tuple[str, ...]:
     return tuple(s for s in STEPS if s != "second_base" or second_base)
 
 
+def _anchored(reference: Source | None, humaneval: Any, judge: JudgeClaim) -> bool:
+    """Whether step 3 has a content anchor: reference pairs, HumanEval or a judged content axis."""
+    return reference is not None or humaneval is not None or bool(judge.content_axes)
+
+
+def _not_applicable(step: str, operator: SteeringClaim | PromptClaim, anchored: bool) -> str | None:
+    if not isinstance(operator, PromptClaim):
+        return None
+    if step == "dose":
+        return ("step 4 (dose-response, steerability) needs a dose, and a system-prompt operator has none: "
+                "it applies to a steering operator's multipliers")
+    if step == "axes" and not anchored:
+        return ("step 3 needs a content anchor the system prompt can be measured on: add [content] humaneval "
+                "(with --dd-allow-code-exec) or [judge] content_axes")
+    return None
+
+
 #: Every table's keys (None: any key, as a table of axes); a key not listed is an error.
 KEYS: dict[str, frozenset[str] | None] = {k: None if v is None else frozenset(v.split()) for k, v in {
-    "": "claim base operator baselines train fresh judge content budgets expect",
+    "": "claim base operator baselines train fresh judge content budgets generation expect",
     "claim": "id description marks",
     "base": "name second",
-    "operator": "name layer multiplier multipliers pairs positive negative random_seed",
+    "operator": " ".join(sorted(set().union(*OPERATOR_KEYS.values()))),
     "baselines": "system_prompt random_direction",
     "train": "prompts generator",
     "fresh": "prompts generator generate",
@@ -164,6 +208,7 @@ KEYS: dict[str, frozenset[str] | None] = {k: None if v is None else frozenset(v.
     "content": "reference humaneval",
     "content.humaneval": "problems budgets",
     "budgets": "n_predict train fresh reference batch_size chunk",
+    "generation": "backend",
     "expect": " ".join(STEPS),
 }.items()}
 
@@ -236,10 +281,17 @@ def _count(t: _Table, key: str, default: Any = _MISSING) -> Any:
     return value
 
 
-def _operator(t: _Table) -> SteeringClaim:
+def _operator(t: _Table) -> SteeringClaim | PromptClaim:
     name = t.get("name", str)
-    if name != "steering":
-        raise t.error("name", f"claim files run the 'steering' operator; {name!r} is not supported yet")
+    if name not in OPERATOR_KEYS:
+        raise t.error("name", f"claim files run the {' or '.join(map(repr, OPERATOR_KEYS))} operator; {name!r} is "
+                              "not supported yet")
+    other = sorted(set(t.data) - OPERATOR_KEYS[name])
+    if other:
+        takes = ", ".join(sorted(OPERATOR_KEYS[name]))
+        raise t.error(other[0], f"is not a key of the {name!r} operator (it takes: {takes})")
+    if name == "system-prompt":
+        return PromptClaim(_text(t, "text"))
     layer = t.get("layer", (int, str))
     if isinstance(layer, str) and layer != "middle":
         raise t.error("layer", f"is a layer index or 'middle', not {layer!r}")
@@ -302,12 +354,16 @@ def _fresh(t: _Table) -> tuple[Source | GeneratorSpec, str | None]:
     return source, generator
 
 
-def _expect(t: _Table, steps: tuple[str, ...]) -> dict[str, Expectation]:
+def _expect(t: _Table, steps: tuple[str, ...], not_applicable: Mapping[str, str | None]) -> dict[str, Expectation]:
     out = {}
     for step in STEPS:
         if step not in steps:
             if step in t.data:
                 raise t.error(step, "is claimed, but the file names no second base ([base] second)")
+            continue
+        if not_applicable[step]:
+            if step in t.data:
+                raise t.error(step, f"is claimed, but does not apply: {not_applicable[step]}")
             continue
         value = t.get(step, (str, dict))
         verdict, why = (value, "") if isinstance(value, str) else (value.get("verdict"), value.get("why", ""))
@@ -346,6 +402,48 @@ def _text(t: _Table, key: str) -> str:
     return value
 
 
+def _content(top: _Table, operator: SteeringClaim | PromptClaim) -> tuple[Source | None, Any]:
+    """``[content]``: (reference pairs, humaneval). A steering claim needs the table; a system prompt may omit it."""
+    content = top.table("content") if isinstance(operator, SteeringClaim) else top.optional("content")
+    if content is None:
+        return None, None
+    reference = _source(content, "reference") if content.get("reference", str, None) else None
+    if reference is not None and isinstance(operator, PromptClaim):
+        raise content.error("reference", "reference perplexity reads an edit of the weights, teacher-forced without a "
+                                         "system turn; a system-prompt operator leaves the weights as they are: "
+                                         "anchor step 3 with humaneval or [judge] content_axes")
+    return reference, _humaneval(content)
+
+
+def _baselines(t: _Table, operator: SteeringClaim | PromptClaim) -> tuple[str, bool]:
+    """``[baselines]``: the system prompt to beat, and (steering only) the random direction."""
+    system_prompt = _text(t, "system_prompt")
+    if isinstance(operator, SteeringClaim):
+        return system_prompt, t.get("random_direction", bool, True)
+    if t.get("random_direction", bool, False):
+        raise t.error("random_direction", "a random direction of the vector's norm is a steering baseline; a "
+                                          "system-prompt operator has no vector")
+    if system_prompt.strip() == operator.text.strip():
+        raise t.error("system_prompt", "is the claimed operator's own text: the baseline must be another prompt "
+                                       "(the status quo the claimed prompt must beat)")
+    return system_prompt, False
+
+
+def _backend(table: _Table | None, operator: SteeringClaim | PromptClaim) -> str | None:
+    """``[generation] backend``: where the claim's arms generate unless ``--dd-gen-backend`` says otherwise."""
+    backend = None if table is None else table.get("backend", str, None)
+    if table is None or backend is None:
+        return None
+    try:
+        check_gen_backend(backend, f"{table.where('backend')}")
+    except ValueError as err:
+        raise ClaimFileError(str(err)) from None
+    if isinstance(operator, SteeringClaim) and backend != "hf":
+        raise table.error("backend", f"a steering vector is a hook on the local model and cannot run in {backend!r}: "
+                                     "use 'hf' (or a system-prompt operator)")
+    return backend
+
+
 def load_claim(path: str | Path) -> ClaimFile:
     """Read and check a claim file.
 
@@ -360,9 +458,9 @@ def load_claim(path: str | Path) -> ClaimFile:
     except tomllib.TOMLDecodeError as err:
         raise ClaimFileError(f"{path}: not valid TOML: {err}") from None
     top = _Table(path, "", raw)
-    claim, base, op = top.table("claim"), top.table("base"), top.table("operator")
+    claim, base, operator = top.table("claim"), top.table("base"), _operator(top.table("operator"))
     train, fresh, judge, budgets = top.table("train"), top.table("fresh"), top.table("judge"), top.table("budgets")
-    baselines, content, expect = top.table("baselines"), top.table("content"), top.table("expect")
+    expect = top.table("expect")
     marks = tuple(claim.get("marks", list, []))
     if set(marks) - set(MARKS):
         raise claim.error("marks", f"marks come from {MARKS}, got {list(marks)}")
@@ -372,29 +470,33 @@ def load_claim(path: str | Path) -> ClaimFile:
         raise base.error("second", f"{second!r} is of the family of {base_name!r} ({family}); step 5 needs a base "
                                    "of another family")
     fresh_source, fresh_generator = _fresh(fresh)
-    parsed = ClaimFile(
+    system_prompt, random_direction = _baselines(top.table("baselines"), operator)
+    reference, humaneval = _content(top, operator)
+    judged = _judge(judge)
+    anchored = _anchored(reference, humaneval, judged)
+    if isinstance(operator, SteeringClaim) and not anchored:
+        raise top.table("content").error("reference", "step 3 needs a content anchor: reference pairs (perplexity), "
+                                                      "humaneval, or [judge] content_axes")
+    return ClaimFile(
         path=path,
         id=_text(claim, "id"),
         description=claim.get("description", str, ""),
         marks=marks,
         base=base_name,
         second_base=second,
-        operator=_operator(op),
-        system_prompt=_text(baselines, "system_prompt"),
-        random_direction=baselines.get("random_direction", bool, True),
+        operator=operator,
+        system_prompt=system_prompt,
+        random_direction=random_direction,
         train=_source(train, "prompts"),
         train_generator=_text(train, "generator"),
         fresh=fresh_source,
         fresh_generator=fresh_generator,
-        judge=_judge(judge),
-        reference=_source(content, "reference") if content.get("reference", str, None) else None,
-        humaneval=_humaneval(content),
+        judge=judged,
+        reference=reference,
+        humaneval=humaneval,
         budgets=Budgets(_count(budgets, "n_predict"), _count(budgets, "train", None), _count(budgets, "fresh", None),
                         _count(budgets, "reference", None), _count(budgets, "batch_size", 8),
                         _count(budgets, "chunk", 16)),
-        expect=_expect(expect, _steps(second)),
+        expect=_expect(expect, _steps(second), {s: _not_applicable(s, operator, anchored) for s in STEPS}),
+        backend=_backend(top.optional("generation"), operator),
     )
-    if parsed.reference is None and parsed.humaneval is None and not parsed.judge.content_axes:
-        raise content.error("reference", "step 3 needs a content anchor: reference pairs (perplexity), humaneval, "
-                                         "or [judge] content_axes")
-    return parsed

@@ -6,7 +6,9 @@ deduplicated against the whole training split), per base the steering vector (co
 from the first training prompts only, the base's own answers inside the file's two templates)
 and the judged arms: the untouched base, the operator at each dose, and the baselines every
 operator must beat (a random direction of the vector's norm at its layer, the system prompt asking
-for the same disposition), all on the same prompts with the same decoding and judges.
+for the same disposition), all on the same prompts with the same decoding and judges. A
+system-prompt claim has no vector and no dose: its arm is the base reading the claimed system
+prompt, its baseline another system prompt, and every arm runs on any generation backend.
 
 Steps: (1) the effect on the training prompts, and beating the baselines there; (2) the same on
 fresh prompts; (3) every claimed axis with the content anchor (judged content axes, perplexity of
@@ -29,7 +31,7 @@ import numpy as np
 
 from dd.arcs._arms import arm_generations, compare_budgets, run_humaneval_arm
 from dd.arcs._claim_arms import cached_perplexity, cached_vector, decoding_of, effect_arm
-from dd.arcs._claim_file import ClaimFile, ClaimFileError
+from dd.arcs._claim_file import ClaimFile, ClaimFileError, PromptClaim, SteeringClaim
 from dd.arcs._claim_sources import fresh_file, read_pairs, read_prompts
 from dd.arcs._humaneval import humaneval_missing, load_problems
 from dd.core import Cache
@@ -67,17 +69,20 @@ class ClaimUnavailable(RuntimeError):
 
 @dataclass(frozen=True)
 class ArmSpec:
-    """One arm: ``base``, ``steering`` or ``random`` at a multiplier, or ``system-prompt``."""
+    """One arm: ``base``, ``steering`` or ``random`` at a multiplier, ``system-prompt`` (the baseline) or
+    ``prompt`` (a system-prompt claim's own operator)."""
 
     kind: str
     multiplier: float = 0.0
 
     @property
     def label(self) -> str:
-        return f"{self.kind} x{self.multiplier:g}" if self.kind in ("steering", "random") else self.kind
+        if self.kind in ("steering", "random"):
+            return f"{self.kind} x{self.multiplier:g}"
+        return "claimed system-prompt" if self.kind == "prompt" else self.kind
 
 
-BASE, SYSTEM = ArmSpec("base"), ArmSpec("system-prompt")
+BASE, SYSTEM, PROMPT = ArmSpec("base"), ArmSpec("system-prompt"), ArmSpec("prompt")
 
 
 @dataclass(frozen=True)
@@ -187,13 +192,25 @@ class ClaimRun:
         return self.train if split == "train" else self.fresh
 
     # ---------------------------------------------------------------- the operator
+    @property
+    def steering(self) -> SteeringClaim:
+        """The claimed steering operator (a system-prompt claim has no vector, no layer and no dose)."""
+        op = self.claim.operator
+        if not isinstance(op, SteeringClaim):
+            raise TypeError(f"{self.claim.path}: a {self.claim.operator_label()} claim has no steering vector")
+        return op
+
+    def claimed(self) -> ArmSpec:
+        """The arm of the claimed operator at the claimed dose."""
+        return PROMPT if isinstance(self.claim.operator, PromptClaim) else ArmSpec("steering", self.steering.multiplier)
+
     def layer(self, name: str) -> int:
         """The claimed layer on base ``name``, checked against its layer count before any model runs."""
         from transformers import AutoConfig
 
         config = AutoConfig.from_pretrained(self._bases(name).resolved.materialize())
         n = int(config.get_text_config().num_hidden_layers)
-        layer = self.claim.operator.layer
+        layer = self.steering.layer
         index = n // 2 if layer == "middle" else int(layer)
         if not 0 <= index < n:
             raise self._error("operator", "layer", f"{layer} is out of range: {name} has {n} decoder layers "
@@ -204,7 +221,7 @@ class ClaimRun:
         """The steering vector on base ``name``: diff of means over pairs from the first training prompts."""
         key = ("vector", name)
         if key not in self._memo:
-            op = self.claim.operator
+            op = self.steering
             layer = self.layer(name)
             if op.pairs > len(self.train):
                 raise self._error("operator", "pairs", f"{op.pairs} pairs need as many training prompts; the "
@@ -221,9 +238,12 @@ class ClaimRun:
             return None
         if arm.kind == "system-prompt":
             return SystemPrompt(self.claim.system_prompt)
+        if arm.kind == "prompt":
+            assert isinstance(self.claim.operator, PromptClaim)
+            return SystemPrompt(self.claim.operator.text)
         vector = self.vector(name)
         if arm.kind == "random":
-            vector = vector.random_direction(self.claim.operator.random_seed)
+            vector = vector.random_direction(self.steering.random_seed)
         return Steering(vector, arm.multiplier)
 
     # ---------------------------------------------------------------- arms
@@ -242,11 +262,18 @@ class ClaimRun:
 
     def baselines(self) -> tuple[ArmSpec, ...]:
         """The system prompt always; for steering, the random direction unless the file turns it off."""
-        return (*((ArmSpec("random", self.claim.operator.multiplier),) if self.claim.random_direction else ()), SYSTEM)
+        return (*((ArmSpec("random", self.steering.multiplier),) if self.claim.random_direction else ()), SYSTEM)
 
     # ---------------------------------------------------------------- steps
     def step(self, step: str) -> StepOutcome:
-        """Run one step (``in_distribution``, ``fresh``, ``axes``, ``dose``, ``second_base``)."""
+        """Run one step (``in_distribution``, ``fresh``, ``axes``, ``dose``, ``second_base``).
+
+        Raises:
+            ClaimUnavailable: the step does not apply to the claim's operator, or cannot run here.
+        """
+        why_not = self.claim.not_applicable(step)
+        if why_not:
+            raise ClaimUnavailable(f"{self.claim.path}: {why_not}")
         run = {"in_distribution": lambda: self._effect(self.claim.base, "train"),
                "fresh": lambda: self._effect(self.claim.base, "fresh"),
                "axes": self._axes, "dose": self._dose,
@@ -258,15 +285,18 @@ class ClaimRun:
         return StepOutcome(step, base, metrics, verdict)
 
     def _common(self, name: str, split: str) -> dict[str, Any]:
-        vector = self.vector(name)
-        fresh_hashes = set(self.arm(name, "fresh", BASE).items) if split == "fresh" else set()
-        overlap = len(set(vector.train_hashes) & fresh_hashes)
-        if overlap:  # the fresh split is disjoint from all of training, so this is a bug, never a verdict
-            raise RuntimeError(f"{overlap} prompts that built the steering vector are in the fresh split")
+        claimed = self.operator(name, self.claimed())
+        assert claimed is not None
         out = {"split": split, "n_items": len(self.prompts(split)), "base_name": name,
-               "operator_key": Steering(vector, self.claim.operator.multiplier).key(),
-               "layer": vector.layer, "vector_norm": vector.norm, "vector_pairs": len(vector.train_hashes),
-               "n_predict": self.config.n_predict}
+               "operator_key": claimed.key(), "n_predict": self.config.n_predict,
+               "gen_backend": "hf" if self.backend is None else self.backend.name}
+        if isinstance(self.claim.operator, SteeringClaim):
+            vector = self.vector(name)
+            fresh_hashes = set(self.arm(name, "fresh", BASE).items) if split == "fresh" else set()
+            overlap = len(set(vector.train_hashes) & fresh_hashes)
+            if overlap:  # the fresh split is disjoint from all of training, so this is a bug, never a verdict
+                raise RuntimeError(f"{overlap} prompts that built the steering vector are in the fresh split")
+            out |= {"layer": vector.layer, "vector_norm": vector.norm, "vector_pairs": len(vector.train_hashes)}
         if split == "fresh":
             out |= self.fresh_set.metrics()
             out["fresh_notes"] = list(self.fresh_set.notes)
@@ -275,7 +305,7 @@ class ClaimRun:
     def _effect(self, name: str, split: str) -> tuple[str, dict[str, Any], Verdict]:
         axes = dict(self.claim.judge.axes)
         base = self.arm(name, split, BASE)
-        op = self.arm(name, split, ArmSpec("steering", self.claim.operator.multiplier))
+        op = self.arm(name, split, self.claimed())
         result = effect(base, [op], axes=axes)
         metrics = _headline(result, op.name) | self._common(name, split) | result.metrics()
         beaten = beats_baselines(op, [self.arm(name, split, b) for b in self.baselines()], axes=axes)
@@ -315,7 +345,7 @@ class ClaimRun:
         return anchors, metrics
 
     def _axes(self) -> tuple[str, dict[str, Any], Verdict]:
-        name, spec = self.claim.base, ArmSpec("steering", self.claim.operator.multiplier)
+        name, spec = self.claim.base, self.claimed()
         base, op = self.arm(name, "fresh", BASE), self.arm(name, "fresh", spec)
         anchors, content = self._anchors(name, self.operator(name, spec))
         result = effect(base, [op], axes=dict(self.claim.judge.axes), content_axes=self.claim.judge.content_axes,
@@ -324,7 +354,7 @@ class ClaimRun:
         return name, metrics, result.verdict
 
     def _dose(self) -> tuple[str, dict[str, Any], Verdict]:
-        name, doses = self.claim.base, self.claim.operator.multipliers
+        name, doses = self.claim.base, self.steering.multipliers
         metrics: dict[str, Any] = {}
         labelled = []
         splits = ("train", "fresh")

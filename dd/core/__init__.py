@@ -20,6 +20,7 @@ from dd.core._options import (
     FLAGS,
     OPTIONS,
     Settings,
+    check_gen_backend,
     resolve_cache_root,
     resolve_settings,
 )
@@ -28,6 +29,7 @@ from dd.core._registry import Registry
 from dd.core._retry import Backoff, RepeatWatch, retry_after, retryable
 
 __all__ = [
+    "check_gen_backend",
     "progress",
     "set_progress",
     "Cache",

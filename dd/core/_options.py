@@ -29,7 +29,8 @@ OPTIONS = {
     "dd_claim": ("--dd-claim", "DD_CLAIM",
                  "run one claim file (TOML) end to end through the effect protocol (claims/pipeline)"),
     "dd_gen_backend": ("--dd-gen-backend", "DD_GEN_BACKEND",
-                       "where generation runs: 'hf' (in-process, default), 'vllm', or 'openai=URL[#MODEL]'"),
+                       "where generation runs: 'hf' (in-process, default), 'vllm', or 'openai=URL[#MODEL]'; "
+                       "takes precedence over a claim file's [generation] backend"),
 }
 FLAGS = {
     "dd_offline": ("--dd-offline", "DD_OFFLINE",
@@ -68,7 +69,7 @@ class Settings:
     html: Path | None = None
     claim: Path | None = None
     table: str = "compact"
-    gen_backend: str = "hf"
+    gen_backend: str | None = None  # None: not chosen here (a claim file may choose; else hf)
     offline: bool = False
     slow: bool = False
     allow_code_exec: bool = False
@@ -95,13 +96,11 @@ def _table(value: str | None) -> str:
     raise ValueError(f"--dd-table is 'compact' or 'full', not {value!r}")
 
 
-def _gen_backend(value: str | None) -> str:
-    """Checked here so that a typo is a usage error at start-up; ``dd.lm.get_backend`` builds it."""
-    if value is None:
-        return "hf"
+def check_gen_backend(value: str, what: str = "--dd-gen-backend") -> str:
+    """A generation backend's name, checked where given so a typo fails at once (`dd.lm.get_backend` builds it)."""
     if value in ("hf", "vllm") or (value.startswith("openai=") and len(value) > len("openai=")):
         return value
-    raise ValueError(f"--dd-gen-backend is 'hf', 'vllm' or 'openai=URL[#MODEL]', not {value!r}")
+    raise ValueError(f"{what} is 'hf', 'vllm' or 'openai=URL[#MODEL]', not {value!r}")
 
 
 def resolve_settings(getoption) -> Settings:
@@ -128,6 +127,6 @@ def resolve_settings(getoption) -> Settings:
         html=path(value("dd_html")),
         claim=path(value("dd_claim")),
         table=_table(value("dd_table")),
-        gen_backend=_gen_backend(value("dd_gen_backend")),
+        gen_backend=None if value("dd_gen_backend") is None else check_gen_backend(value("dd_gen_backend")),
         **{dest[3:]: bool(getoption(dest)) or env_flag(FLAGS[dest][1]) for dest in FLAGS},
     )

@@ -16,8 +16,17 @@ from typing import cast
 from dd.core import Cache
 from dd.fresh._generate import failures
 from dd.fresh._sets import FreshSet
-from dd.judges import Ask, ChecklistJudge, Judge, JudgeConfig, JudgeItem, run_judge
-from dd.judges._rubrics import CHECKLIST_SCHEMA, checklist_messages, parse_checklist
+from dd.judges import (
+    CHECKLIST_SCHEMA,
+    Ask,
+    ChecklistJudge,
+    Judge,
+    JudgeConfig,
+    JudgeItem,
+    checklist_messages,
+    parse_checklist,
+    run_judge,
+)
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,7 @@ from typing import Any, cast
 from dd.core import Cache
 from dd.fresh._dedup import dedup
 from dd.fresh._sets import FreshSet, Provenance, independence
-from dd.judges import Ask, Judge, JudgeConfig, JudgeItem, JudgeRun, ParseError, run_judge
-from dd.judges._rubrics import parse_json_object
+from dd.judges import Ask, Judge, JudgeConfig, JudgeItem, JudgeRun, ParseError, parse_json_object, run_judge
 
 GENERATOR_RUBRIC_VERSION = "dd-fresh-prompts/1"
 PER_REQUEST = 10

@@ -63,9 +63,24 @@ from dd.judges._protocol import (
     item_hash,
     messages_hash,
 )
-from dd.judges._rubrics import ChecklistJudge, V4Judge, VerbalJudge, get_judge, judge_names, register_judge
+from dd.judges._rubrics import (
+    CHECKLIST_SCHEMA,
+    ChecklistJudge,
+    V4Judge,
+    VerbalJudge,
+    checklist_messages,
+    get_judge,
+    judge_names,
+    parse_checklist,
+    parse_json_object,
+    register_judge,
+)
 
 __all__ = [
+    "CHECKLIST_SCHEMA",
+    "checklist_messages",
+    "parse_checklist",
+    "parse_json_object",
     "JudgedComparison",
     "McasJudge",
     "McasLabel",

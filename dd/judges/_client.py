@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import numpy as np
-import openai
 
 from dd.core import (
     Backoff,
@@ -285,6 +284,8 @@ class _Session:
         self.config = config
         self.cache = cache
         self.stats = stats
+        import openai  # here, not at module level: claims that never ask a judge skip its second of imports
+
         self.client = openai.AsyncOpenAI(
             base_url=config.base_url,
             api_key=config.resolved_api_key(),
@@ -378,6 +379,8 @@ class _Session:
         the retries at once as `_Refused`; an endpoint that still cannot be reached after them
         stops the run (`JudgeRunStopped`): it is not a property of the item.
         """
+        import openai
+
         cfg = self.config
         extra: dict[str, Any] = {}
         if cfg.seed is not None:

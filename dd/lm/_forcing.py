@@ -63,6 +63,10 @@ def render_pair(
     ids, offsets = list(enc["input_ids"]), list(enc["offset_mapping"])
     needle = response if response in text else response.strip()
     start_char = text.rfind(needle) if needle else len(text)
+    if start_char < 0:
+        # a template that rewrites the answer (Qwen3 re-renders a <think> block) leaves no span to read
+        raise ValueError(f"the chat template rewrote the response, so its tokens cannot be located: "
+                         f"{response[:80]!r} is not in the rendered text")
     end_char = start_char + len(needle)
     inside = [i for i, (a, b) in enumerate(offsets) if b > a and a < end_char and b > start_char]
     r0, r1 = (inside[0], inside[-1] + 1) if inside else (len(ids), len(ids))

@@ -13,8 +13,10 @@ import hashlib
 import importlib.util
 import json
 import os
-from collections.abc import Mapping
+import sys
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal
 
@@ -146,7 +148,18 @@ def _hub_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _hub_cache_dir() -> Path:
+    """Where huggingface_hub keeps downloads, by its own rules (HF_HUB_CACHE, HF_HOME, XDG_CACHE_HOME)."""
+    explicit = os.environ.get("HF_HUB_CACHE") or os.environ.get("HUGGINGFACE_HUB_CACHE")
+    if explicit:
+        return Path(explicit).expanduser()
+    home = os.environ.get("HF_HOME") or os.path.join(os.environ.get("XDG_CACHE_HOME", "~/.cache"), "huggingface")
+    return Path(home).expanduser() / "hub"
+
+
 def _in_hub_cache(hf_id: str) -> str | None:
+    if not (_hub_cache_dir() / f"models--{hf_id.replace('/', '--')}").exists():
+        return None  # never downloaded: said without importing huggingface_hub (a third of a second)
     try:
         from huggingface_hub import try_to_load_from_cache
     except ImportError:  # pragma: no cover - transformers depends on it
@@ -277,16 +290,32 @@ def _convert_gguf(spec: BaseSpec, target: Path) -> Path:
 # Loading
 
 
+WEIGHT_SUFFIXES = {".safetensors", ".bin", ".gguf"}
+
+
+def _read_memo(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _write_memo(path: Path, memo: dict[str, Any]) -> None:
+    """Replace the memo atomically; a memo that cannot be written only costs the next run a recomputation."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        tmp.write_text(json.dumps(memo, indent=0))
+        os.replace(tmp, path)
+    except OSError:
+        pass
+
+
 def _weights_hash(folder: Path, cache_root: Path) -> str:
     """sha256 over the weight files; memoized by (path, size, mtime) since big files are slow."""
-    files = sorted(
-        p for p in folder.iterdir() if p.suffix in {".safetensors", ".bin", ".gguf"} and p.is_file()
-    )
+    files = sorted(p for p in folder.iterdir() if p.suffix in WEIGHT_SUFFIXES and p.is_file())
     memo_path = cache_root / "weights_hashes.json"
-    try:
-        memo = json.loads(memo_path.read_text())
-    except (OSError, ValueError):
-        memo = {}
+    memo = _read_memo(memo_path)
     digest = hashlib.sha256()
     changed = False
     for p in files:
@@ -306,14 +335,33 @@ def _weights_hash(folder: Path, cache_root: Path) -> str:
             changed = True
         digest.update(f"{p.name}:{memo[k]}".encode())
     if changed:
-        try:
-            memo_path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = memo_path.with_name(f".{memo_path.name}.{os.getpid()}")
-            tmp.write_text(json.dumps(memo, indent=0))
-            os.replace(tmp, memo_path)
-        except OSError:
-            pass
+        _write_memo(memo_path, memo)
     return digest.hexdigest()
+
+
+def _from_folder_files(what: str, location: str, cache_root: Path, compute: Callable[[], list[str]]) -> list[str]:
+    """`compute()` (hashes transformers derives from a saved base) memoized by the folder's non-weight files.
+
+    A warm run then imports no transformers (about two seconds here) to load a tokenizer or a
+    config it only hashes. The key is every non-weight file's name and sha256 plus the transformers
+    version, which together fix what transformers builds from the folder; a location that is not a
+    local folder with such files is computed every time.
+    """
+    folder = Path(location)
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix not in WEIGHT_SUFFIXES) \
+        if folder.is_dir() else []
+    if not files:
+        return compute()
+    digest = hashlib.sha256(f"{what}:transformers={metadata.version('transformers')}".encode())
+    for p in files:
+        digest.update(f"{p.name}:{sha256_bytes(p.read_bytes())}".encode())
+    memo_path = cache_root / "folder_hashes.json"
+    memo = _read_memo(memo_path)
+    key = f"{what}:{digest.hexdigest()}"
+    if key not in memo:
+        memo[key] = compute()
+        _write_memo(memo_path, memo)
+    return list(memo[key])
 
 
 def tokenizer_hash(tokenizer: Any) -> tuple[str, str]:
@@ -376,18 +424,39 @@ class LoadedBase:
         return self
 
 
-def default_device_dtype(device: Any = None, dtype: Any = None) -> tuple[Any, Any]:
-    """bf16 on CUDA, float32 on CPU, unless given."""
+def _cuda_available() -> bool:
+    """Whether torch sees a GPU; a CPU-only torch build (its version ends in '+cpu') answers without importing torch."""
+    if "torch" not in sys.modules:
+        try:
+            if metadata.version("torch").endswith("+cpu"):
+                return False
+        except metadata.PackageNotFoundError:
+            pass
     import torch
 
+    return torch.cuda.is_available()
+
+
+def device_dtype_names(device: Any = None, dtype: Any = None) -> tuple[str, str]:
+    """`default_device_dtype` as names ('cpu', 'float32'): what an identity needs, where it can without torch."""
     if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(device)
+        device = "cuda" if _cuda_available() else "cpu"
     if dtype is None:
-        dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
-    elif isinstance(dtype, str):
-        dtype = getattr(torch, dtype)
-    return device, dtype
+        dtype = "bfloat16" if _device_type(device) == "cuda" else "float32"
+    return str(device), str(dtype).removeprefix("torch.")
+
+
+def _device_type(device: Any) -> str:
+    """'cuda' for 'cuda:1' or torch.device('cuda', 1)."""
+    return str(device).split(":")[0]
+
+
+def default_device_dtype(device: Any = None, dtype: Any = None) -> tuple[Any, Any]:
+    """bf16 on CUDA, float32 on CPU, unless given; as torch objects."""
+    import torch
+
+    device_name, dtype_name = device_dtype_names(device, dtype)
+    return torch.device(device_name), getattr(torch, dtype_name)
 
 
 #: What makes 4-bit loading possible (with a CUDA GPU): the ``gpu`` extra.
@@ -401,8 +470,9 @@ def why_not_4bit(spec: BaseSpec, device: Any) -> str | None:
     if not spec.allow_4bit:
         return (f"4-bit loading of {spec.name} is not offered (only bases the paper ran in 4-bit allow it; "
                 f"those need bitsandbytes and a CUDA GPU)")
-    if device.type != "cuda":
-        return f"4-bit loading of {spec.name} needs bitsandbytes and a CUDA GPU; this run's device is {device.type}"
+    if _device_type(device) != "cuda":
+        return (f"4-bit loading of {spec.name} needs bitsandbytes and a CUDA GPU; this run's device is "
+                f"{_device_type(device)}")
     if importlib.util.find_spec("bitsandbytes") is None:
         return f"4-bit loading of {spec.name} needs bitsandbytes and a CUDA GPU; bitsandbytes is missing: {GPU_INSTALL}"
     return None
@@ -418,9 +488,9 @@ def _resolve_4bit(spec: BaseSpec, device: Any, load_in_4bit: bool | None) -> boo
     return load_in_4bit
 
 
-def base_identity(resolved: ResolvedBase, tokenizer: Any, *, dtype: Any, device: Any, attn: str | None,
-                  quant: str = "none") -> dict[str, Any]:
-    """What identifies a base run for cache keys and reports; needs the tokenizer, not the model."""
+def base_identity(resolved: ResolvedBase, tokenizer_hashes: tuple[str, str], *, dtype: Any, device: Any,
+                  attn: str | None, quant: str = "none") -> dict[str, Any]:
+    """What identifies a base run for cache keys and reports; needs the tokenizer's hashes, not the model."""
     spec = resolved.spec
     location = resolved.materialize()
     local = Path(location) if Path(location).exists() else None
@@ -428,7 +498,7 @@ def base_identity(resolved: ResolvedBase, tokenizer: Any, *, dtype: Any, device:
         found = _in_hub_cache(spec.hf_id)
         local = Path(found) if found else None
     revision = local.name if local is not None and local.parent.name == "snapshots" else None
-    tok_hash, tmpl_hash = tokenizer_hash(tokenizer)
+    tok_hash, tmpl_hash = tokenizer_hashes
     return {
         "base": spec.name,
         "hf_id": spec.hf_id,
@@ -437,7 +507,7 @@ def base_identity(resolved: ResolvedBase, tokenizer: Any, *, dtype: Any, device:
         "revision": revision,
         "weights_sha256": _weights_hash(local, resolved.cache_root) if local is not None else None,
         "dtype": str(dtype).removeprefix("torch."),
-        "device": device.type,
+        "device": _device_type(device),
         "attn": attn or "default",
         "quant": quant,
         "tokenizer_sha256": tok_hash,
@@ -455,8 +525,9 @@ class LazyBase:
     def __init__(self, resolved: ResolvedBase, device: Any = None, dtype: Any = None,
                  attn_implementation: str | None = None, load_in_4bit: bool | None = None) -> None:
         self.resolved = resolved
-        self.device, self.dtype = default_device_dtype(device, dtype)
-        self.attn_implementation = attn_implementation or ("eager" if self.device.type == "cpu" else None)
+        # names, not torch objects: a warm run that only reads the cache never imports torch
+        self.device, self.dtype = device_dtype_names(device, dtype)
+        self.attn_implementation = attn_implementation or ("eager" if _device_type(self.device) == "cpu" else None)
         # decided here, not at load: the identity (every cache key) must say 4-bit or not
         self.load_in_4bit = _resolve_4bit(resolved.spec, self.device, load_in_4bit)
         self._identity: dict[str, Any] | None = None
@@ -468,13 +539,20 @@ class LazyBase:
 
     def identity(self) -> dict[str, Any]:
         if self._identity is None:
-            from transformers import AutoTokenizer
-
-            tokenizer = AutoTokenizer.from_pretrained(self.resolved.materialize())
-            self._identity = base_identity(self.resolved, tokenizer, dtype=self.dtype, device=self.device,
-                                           attn=self.attn_implementation,
+            self._identity = base_identity(self.resolved, self._tokenizer_hashes(), dtype=self.dtype,
+                                           device=self.device, attn=self.attn_implementation,
                                            quant=QUANT_4BIT if self.load_in_4bit else "none")
         return dict(self._identity)
+
+    def _tokenizer_hashes(self) -> tuple[str, str]:
+        def compute() -> list[str]:
+            from transformers import AutoTokenizer
+
+            return list(tokenizer_hash(AutoTokenizer.from_pretrained(location)))
+
+        location = self.resolved.materialize()
+        tok, template = _from_folder_files("tokenizer", location, self.resolved.cache_root, compute)
+        return tok, template
 
     @property
     def is_loaded(self) -> bool:
@@ -547,7 +625,8 @@ def load_base(
     if quant == "none":
         model.to(device)
     model.eval()
-    identity = base_identity(resolved, tokenizer, dtype=dtype, device=device, attn=attn_implementation, quant=quant)
+    identity = base_identity(resolved, tokenizer_hash(tokenizer), dtype=dtype, device=device,
+                             attn=attn_implementation, quant=quant)
     return LoadedBase(
         spec=spec,
         resolved=resolved,
@@ -591,8 +670,9 @@ class RandomInitBase(LazyBase):
 
     def identity(self) -> dict[str, Any]:
         if self._identity is None:
-            import transformers
-
+            config_hash, = _from_folder_files(
+                "config", self.resolved.materialize(), self.resolved.cache_root,
+                lambda: [sha256_bytes(self._config().to_json_string().encode())])
             self._identity = {
                 **self.trained.identity(),
                 "base": self.name,
@@ -600,8 +680,8 @@ class RandomInitBase(LazyBase):
                 "quant": "none",
                 "init": "random",
                 "init_seed": self.seed,
-                "init_transformers": transformers.__version__,
-                "config_sha256": sha256_bytes(self._config().to_json_string().encode()),
+                "init_transformers": metadata.version("transformers"),
+                "config_sha256": config_hash,
             }
         return dict(self._identity)
 
@@ -612,15 +692,16 @@ class RandomInitBase(LazyBase):
             import torch
             from transformers import AutoModelForCausalLM, AutoTokenizer
 
+            device, dtype = default_device_dtype(self.device, self.dtype)
             kwargs = {"attn_implementation": self.attn_implementation} if self.attn_implementation else {}
             with torch.random.fork_rng(devices=[]):  # seeded without moving the caller's RNG
                 torch.manual_seed(self.seed)
-                model = AutoModelForCausalLM.from_config(self._config(), dtype=self.dtype, **kwargs)
-            model.to(self.device).eval()
+                model = AutoModelForCausalLM.from_config(self._config(), dtype=dtype, **kwargs)
+            model.to(device).eval()
             self._loaded = LoadedBase(
                 spec=dataclasses.replace(self.resolved.spec, name=self.name), resolved=self.resolved, model=model,
-                tokenizer=AutoTokenizer.from_pretrained(self.resolved.materialize()), device=self.device,
-                dtype=self.dtype, location=self.resolved.materialize(), attn_implementation=self.attn_implementation,
+                tokenizer=AutoTokenizer.from_pretrained(self.resolved.materialize()), device=device,
+                dtype=dtype, location=self.resolved.materialize(), attn_implementation=self.attn_implementation,
                 _identity=self.identity())
         return self._loaded
 

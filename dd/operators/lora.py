@@ -6,10 +6,18 @@ DPO is ``-logsigmoid(beta * ((pi_c - ref_c) - (pi_r - ref_r)))`` over summed res
 with the reference being the same model with its adapters disabled. Batches are right-padded
 (left padding would make one target per row be predicted from a pad position). An adapter is
 identified by a sha256 of its weights, which enters the operator's spec and so every cache key.
+
+Stages chain: ``train_dpo(..., adapter=sft)`` continues an SFT adapter, and its history holds both
+stages. With ``mask_think`` a stage puts no loss on the response's ``<think>``...``</think>``
+spans (the paper's v3 "think-block-masked" Qwen3-1.7B variant): the tokens are the same, only
+their targets drop out, so a response without such a span trains bit-identically. The mask is
+recorded in the stage's history and in the operator's ``stages`` (``sft(think-masked)``), so a
+masked adapter never shares a key with an unmasked one, even when their weights agree.
 """
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 import random
@@ -29,6 +37,8 @@ if TYPE_CHECKING:
 
 Target = Literal["attention", "all-linear"]
 ATTENTION_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj")
+THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
+THINK_MASKED = "think-masked"
 _STATE_FILE = "adapter_model.safetensors"
 _DD_FILE = "dd_adapter.json"
 
@@ -45,6 +55,8 @@ class LoraTrainConfig:
         beta: DPO temperature.
         max_length: tokens kept per rendered pair.
         seed: adapter init and data order.
+        mask_think: no loss on tokens of the response's ``<think>``...``</think>`` spans (tags
+            included; an unclosed span runs to the end of the response).
     """
 
     target: Target = "attention"
@@ -58,6 +70,7 @@ class LoraTrainConfig:
     beta: float = 0.1
     max_length: int = 512
     seed: int = 0
+    mask_think: bool = False
 
     def peft_config(self) -> Any:
         from peft import LoraConfig
@@ -175,6 +188,11 @@ def attach(base: LoadedBase | Any, config: LoraTrainConfig, state: dict[str, Any
     return LoraHandle(peft_model, flags)
 
 
+def stage_name(stage: dict[str, Any]) -> str:
+    """A history entry's name in ``LoraSpec.stages``: its method, marked when its loss skipped think spans."""
+    return f"{stage['method']}({THINK_MASKED})" if stage.get("loss_mask") == THINK_MASKED else stage["method"]
+
+
 @register_operator("lora")
 class Lora(KeyMixin):
     """Apply a trained LoRA adapter to a base."""
@@ -185,7 +203,7 @@ class Lora(KeyMixin):
     def __init__(self, adapter: LoraAdapter | str | Path) -> None:
         self.adapter = adapter if isinstance(adapter, LoraAdapter) else LoraAdapter.load(adapter)
         c = self.adapter.config
-        stages = "+".join(h["method"] for h in self.adapter.history) or "untrained"
+        stages = "+".join(map(stage_name, self.adapter.history)) or "untrained"
         self.spec = LoraSpec(c.target, c.r, c.alpha, stages, self.adapter.sha256())
 
     def apply(self, base: LoadedBase | Any) -> LoraHandle:
@@ -198,26 +216,61 @@ class Lora(KeyMixin):
 # Training
 
 
-def _encode(tokenizer: Any, prompt: str, response: str, max_length: int) -> tuple[list[int], int]:
-    """Token ids of the rendered pair and the index of its first response token."""
+Row = tuple[list[int], int, tuple[int, ...]]
+
+
+def think_positions(tokenizer: Any, ids: Sequence[int], start: int, end: int) -> tuple[int, ...]:
+    """Indices in ``[start, end)`` of the tokens that overlap a ``<think>``...``</think>`` span.
+
+    Spans are found in the decoded response tokens, so the rendered ids stay exactly those every
+    other stage sees; a token is located by bisecting the (non-decreasing) decoded length of the
+    response's prefixes, a few decodes per span boundary.
+    """
+
+    def chars(n: int) -> int:  # decoded length of the first n response tokens
+        return len(tokenizer.decode(list(ids[start : start + n]), skip_special_tokens=False,
+                                    clean_up_tokenization_spaces=False))
+
+    text = tokenizer.decode(list(ids[start:end]), skip_special_tokens=False, clean_up_tokenization_spaces=False)
+    n, a = end - start, text.find(THINK_OPEN)
+    out: set[int] = set()
+    while a >= 0:
+        close = text.find(THINK_CLOSE, a + len(THINK_OPEN))
+        b = len(text) if close < 0 else close + len(THINK_CLOSE)
+        first = bisect.bisect_right(range(1, n + 1), a, key=chars)  # first token ending after a
+        last = bisect.bisect_left(range(n), b, key=chars)  # tokens starting before b
+        out.update(range(start + first, start + last))
+        a = -1 if close < 0 else text.find(THINK_OPEN, b)
+    return tuple(sorted(out))
+
+
+def _encode(tokenizer: Any, prompt: str, response: str, config: LoraTrainConfig) -> Row:
+    """Token ids of the rendered pair, the index of its first response token, the tokens with no loss."""
     from dd.lm import render_pair
 
-    r = render_pair(tokenizer, prompt, response, max_length=max_length)
-    return list(r.ids), r.response_start
+    r = render_pair(tokenizer, prompt, response, max_length=config.max_length)
+    skip = (think_positions(tokenizer, r.ids, r.response_start, r.response_end)
+            if config.mask_think and THINK_OPEN in response else ())
+    return list(r.ids), r.response_start, skip
 
 
-def _right_pad(rows: Sequence[tuple[list[int], int]], pad_id: int, device: Any) -> tuple[Any, Any, Any]:
-    """(input_ids, attention_mask, target_mask); target_mask[t] marks ids[t + 1] as a target."""
+def _right_pad(rows: Sequence[Row], pad_id: int, device: Any) -> tuple[Any, Any, Any]:
+    """(input_ids, attention_mask, target_mask); target_mask[t] marks ids[t + 1] as a target.
+
+    Targets run from the first response token to the last token (end-of-turn included), except
+    each row's ``skip`` tokens.
+    """
     import torch
 
-    width = max(len(ids) for ids, _ in rows)
+    width = max(len(ids) for ids, _, _ in rows)
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
     target = torch.zeros((len(rows), width - 1), dtype=torch.bool)
-    for i, (seq, start) in enumerate(rows):
+    for i, (seq, start, skip) in enumerate(rows):
         ids[i, : len(seq)] = torch.tensor(seq, dtype=torch.long)
         mask[i, : len(seq)] = 1
         target[i, max(start, 1) - 1 : len(seq) - 1] = True
+        target[i, [t - 1 for t in skip if t >= 1]] = False
     return ids.to(device), mask.to(device), target.to(device)
 
 
@@ -270,16 +323,17 @@ def _train(base: LoadedBase, config: LoraTrainConfig, adapter: LoraAdapter | Non
     finally:
         pm.eval()
         handle.remove()
-    history = (adapter.history if adapter is not None else ()) + (
-        {"method": method, "steps": len(losses), "data_sha256": data_sha256, "losses": losses},
-    )
+    stage: dict[str, Any] = {"method": method, "steps": len(losses), "data_sha256": data_sha256, "losses": losses}
+    if config.mask_think:
+        stage["loss_mask"] = THINK_MASKED
+    history = (adapter.history if adapter is not None else ()) + (stage,)
     return LoraAdapter(config, state, history)
 
 
 def train_sft(base: LoadedBase, pairs: Sequence[tuple[str, str]], config: LoraTrainConfig = LoraTrainConfig(),
               adapter: LoraAdapter | None = None) -> LoraAdapter:
     """Supervised fine-tuning on (prompt, response) pairs; continues ``adapter`` when given."""
-    rows = [_encode(base.tokenizer, p, r, config.max_length) for p, r in pairs]
+    rows = [_encode(base.tokenizer, p, r, config) for p, r in pairs]
 
     def loss_fn(model: Any, batch: list[int]) -> Any:
         ids, mask, target = _right_pad([rows[i] for i in batch], base.pad_token_id, base.device)
@@ -291,14 +345,17 @@ def train_sft(base: LoadedBase, pairs: Sequence[tuple[str, str]], config: LoraTr
 
 def train_dpo(base: LoadedBase, triples: Sequence[tuple[str, str, str]],
               config: LoraTrainConfig = LoraTrainConfig(), adapter: LoraAdapter | None = None) -> LoraAdapter:
-    """DPO on (prompt, chosen, rejected); the reference is the model with adapters disabled."""
+    """DPO on (prompt, chosen, rejected); the reference is the model with adapters disabled.
+
+    With ``mask_think`` both summed log-probs leave out the think spans of their response.
+    """
     import torch
     import torch.nn.functional as F
 
-    chosen = [_encode(base.tokenizer, p, c, config.max_length) for p, c, _ in triples]
-    rejected = [_encode(base.tokenizer, p, r, config.max_length) for p, _, r in triples]
+    chosen = [_encode(base.tokenizer, p, c, config) for p, c, _ in triples]
+    rejected = [_encode(base.tokenizer, p, r, config) for p, _, r in triples]
 
-    def seq_logprob(model: Any, rows: list[tuple[list[int], int]]) -> Any:
+    def seq_logprob(model: Any, rows: list[Row]) -> Any:
         ids, mask, target = _right_pad(rows, base.pad_token_id, base.device)
         return (_token_logprobs(model, ids, mask) * target).sum(-1)
 

@@ -1,6 +1,7 @@
 """The paper's released artifacts: the pinned manifest, locating, verifying and fetching them,
-loaders that turn them into typed values with provenance, checks of stored summaries, and the
-paper's quoted numbers (`numbers/arcN.toml`, read through `paper_numbers`).
+loaders that turn them into typed values with provenance, checks of stored summaries, the
+paper's quoted numbers (`numbers/arcN.toml`, read through `paper_numbers`), and the step16
+prompts' topic groups (`step16_groups`, keyed by prompt content).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from dd.paper._data import (
     profile_from_judged,
 )
 from dd.paper._numbers import numbered_arcs, paper_numbers
+from dd.paper._topics import TOPIC_PROFILE, step16_dishes, step16_groups
 
 __all__ = [
     "AXIS_HIGH_SCORE",
@@ -50,6 +52,7 @@ __all__ = [
     "JudgedSet",
     "PHASE0_SUMMARY",
     "STEP16",
+    "TOPIC_PROFILE",
     "V4_AXES",
     "auc_problems",
     "content_hash",
@@ -69,5 +72,7 @@ __all__ = [
     "numbered_arcs",
     "paper_numbers",
     "profile_from_judged",
+    "step16_dishes",
+    "step16_groups",
     "sweep_point_problems",
 ]

@@ -64,9 +64,9 @@ def group_cv_guard(X, y, groups, C: float, group_auc: float, *, estimator=None) 
     """
     bars = gates.registry()["groups"]
     y, groups = stats.check_binary(y), np.asarray(groups)
-    random_auc = fits.cross_validated(X, y, C, estimator=estimator).pooled_auc
+    random_auc = fits.cross_validate(X, y, C, estimator=estimator).pooled_auc
     draws = [control_labels(y, groups, seed) for seed in range(bars["control_tasks"])]
-    control = _control_aucs(draws, lambda c: fits.cross_validated(X, c, C, estimator=estimator).pooled_auc)
+    control = _control_aucs(draws, lambda c: fits.cross_validate(X, c, C, estimator=estimator).pooled_auc)
     selectivity = None if control is None else random_auc - control
     gap = random_auc - group_auc
     n_groups = len(np.unique(groups))
@@ -110,7 +110,7 @@ def group_fresh_guard(X_train, y_train, groups_train, X_fresh, y_fresh, groups_f
              for seed in range(bars["control_tasks"])]
 
     def score(labels):
-        p = fits.transferred(X_train, stats.check_binary(labels[:n]), X_fresh, C, estimator=estimator)
+        p = fits.fit_predict(X_train, stats.check_binary(labels[:n]), X_fresh, C, estimator=estimator)
         return stats.roc_auc(labels[n:], p)
 
     control = _control_aucs(draws, score)

@@ -73,7 +73,7 @@ def online_code(X, y, C: float = 1.0, *, estimator=None, fractions=None, seed: i
     for start, stop in zip(ends, ends[1:], strict=False):
         seen = y[:start]
         if 0 < seen.sum() < start:
-            p = fits.transferred(X[:start], seen, X[start:stop], C, estimator=estimator)
+            p = fits.fit_predict(X[:start], seen, X[start:stop], C, estimator=estimator)
         else:
             p = np.full(stop - start, (seen.sum() + 1) / (start + 2))
         bits += _bits(y[start:stop], p)

@@ -23,7 +23,6 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
-from scipy.stats import ks_2samp
 
 from dd.protocol import _fits as fits
 from dd.protocol import _gates as gates
@@ -101,7 +100,7 @@ def _gate(gate: str, y, p, *, strict: bool, seed: int) -> tuple[dict, Verdict]:
     y = stats.check_binary(y)
     auc = stats.roc_auc(y, p)
     point = stats.balanced_asymmetry(y, p)
-    lo, hi = stats.bootstrap_auc_ci(y, p, gates.guard("bootstrap_resamples"), gates.guard("bootstrap_level"), seed)
+    lo, hi = fits.bootstrap_auc_ci(y, p, gates.guard("bootstrap_resamples"), gates.guard("bootstrap_level"), seed)
     null = stats.score_null(y, p, **gates.thresholds(gate), n_permutations=gates.guard("null_permutations"), seed=seed)
     n_pos, n_neg = int(y.sum()), int(len(y) - y.sum())
     metrics = {
@@ -131,7 +130,7 @@ def _fact_binary(values: np.ndarray) -> np.ndarray:
 def _features_predict(X, values, C: float) -> float | None:
     """CV AUC of the features for a surface fact, or None when the fact has too few of a class."""
     try:
-        return fits.cross_validated(X, _fact_binary(values), C).pooled_auc
+        return fits.cross_validate(X, _fact_binary(values), C).pooled_auc
     except stats.OneClassError:
         return None
 
@@ -154,12 +153,12 @@ def surface_guard(source: FeatureSource, C: float) -> tuple[dict, list[str]]:
     for name in sorted(set(source.surface_train) & set(source.surface_fresh)):
         tr = np.asarray(source.surface_train[name], dtype=float)
         fr = np.asarray(source.surface_fresh[name], dtype=float)
-        ks = ks_2samp(tr, fr)
+        ks_statistic, ks_p = fits.ks_2samp(tr, fr)
         m: dict[str, Any] = {
             "features_auc_train": _features_predict(source.X_train, tr, C),
             "features_auc_fresh": _features_predict(source.X_fresh, fr, C),
-            "shift_ks": float(ks.statistic),
-            "shift_p": float(ks.pvalue),
+            "shift_ks": ks_statistic,
+            "shift_p": ks_p,
             "label_auc_train": _fact_predicts(source.y_train, tr),
             "label_auc_fresh": _fact_predicts(source.y_fresh, fr),
         }
@@ -227,7 +226,7 @@ def cv_step(source: FeatureSource, C: float = 1.0, *, strict: bool = False, seed
     (`spec_grid()`, the small one, by default).
     """
     group = source.groups[0]
-    cv = fits.cross_validated(source.X_train, source.y_train, C, groups=group, estimator=estimator)
+    cv = fits.cross_validate(source.X_train, source.y_train, C, groups=group, estimator=estimator)
     metrics, verdict = _gate("cv", source.y_train, cv.oof, strict=strict, seed=seed)
     metrics["mean_fold_auc"] = cv.mean_fold_auc
     metrics["folds"] = "stratified" if group is None else "stratified-group"
@@ -248,7 +247,7 @@ def cv_step(source: FeatureSource, C: float = 1.0, *, strict: bool = False, seed
 def fresh_step(source: FeatureSource, C: float = 1.0, *, strict: bool = False, seed: int = 0,
                estimator=None, grid: SpecGrid | None = None) -> StepResult:
     """Step 2: fit on the training split, score the fresh split."""
-    p = fits.transferred(source.X_train, source.y_train, source.X_fresh, C, estimator=estimator)
+    p = fits.fit_predict(source.X_train, source.y_train, source.X_fresh, C, estimator=estimator)
     metrics, verdict = _gate("fresh", source.y_fresh, p, strict=strict, seed=seed)
     curve = spec_curve("fresh", _family(source), source.y_train, source.y_fresh, C=C, grid=grid,
                        estimator=estimator, strict=strict, seed=seed)

@@ -14,6 +14,7 @@ from typing import Literal
 
 import numpy as np
 
+from dd.protocol import _fits as fits
 from dd.protocol import _gates as gates
 from dd.protocol import _stats as stats
 from dd.protocol._pipeline import FeatureSource, StepResult
@@ -24,8 +25,6 @@ RANDOM_INIT_BEATEN, RANDOM_INIT_NOT_BEATEN = "random_init_beaten", "random_init_
 
 def paired_auc_ci(y, trained, random, *, n_boot: int, level: float, seed: int = 0) -> tuple[float, float]:
     """Percentile CI of AUC(trained) - AUC(random) over stratified bootstrap resamples shared by both."""
-    from scipy.stats import rankdata
-
     y = stats.check_binary(y)
     rng = np.random.default_rng(seed)
     pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
@@ -34,7 +33,7 @@ def paired_auc_ci(y, trained, random, *, n_boot: int, level: float, seed: int = 
     idx = np.concatenate([P, N], axis=1)
 
     def aucs(scores: np.ndarray) -> np.ndarray:
-        ranks = rankdata(stats.check_finite(scores, "scores")[idx], axis=1)
+        ranks = stats.rankdata(stats.check_finite(scores, "scores")[idx], axis=1)
         return (ranks[:, : len(pos)].sum(axis=1) - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg))
 
     diff = aucs(np.asarray(trained)) - aucs(np.asarray(random))
@@ -85,8 +84,8 @@ def random_init_step(trained: FeatureSource, random: FeatureSource, C: float = 1
 
     def scores(source: FeatureSource) -> np.ndarray:
         if step == "cv":
-            return stats.cross_validate(source.X_train, source.y_train, C).oof
-        return stats.fit_predict(source.X_train, source.y_train, source.X_fresh, C)
+            return fits.cross_validate(source.X_train, source.y_train, C).oof
+        return fits.fit_predict(source.X_train, source.y_train, source.X_fresh, C)
 
     y = trained.y_train if step == "cv" else trained.y_fresh
     metrics, verdict = random_init_margin(y, scores(trained), scores(random), seed=seed)

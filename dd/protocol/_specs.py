@@ -5,7 +5,8 @@ which fold split). A gate held to one such choice can pass by luck of the choice
 released SmolLM2-1.7B step16 features the pooled CV AUC ranges from 0.52 to 0.63 over ten fold
 seeds, and of 25 noise views the best on a small fresh set clears the fresh gate. So every gate
 is re-run over the grid in `gates.toml` (`[specs.small]` by default, `[specs.full]` under
-`--dd-slow`): every feature view x C, and for the cv gate x fold seed.
+`--dd-slow`): every feature view x C, and for the cv gate x fold seed. A model-run source's
+views are the grid's token positions x layer pools x response caps.
 
 The curve reports the share of specifications that pass, the median AUC with its spread, and a
 family-wise p-value per specification from a max-statistic permutation null (one permutation of
@@ -30,16 +31,31 @@ FORKING_PATHS = "forking_paths"
 
 @dataclass(frozen=True)
 class SpecGrid:
-    """The alternatives a gate is re-run over (the claimed C and fold seed always join them)."""
+    """The alternatives a gate is re-run over (the claimed C and fold seed always join them).
+
+    `positions`, `layers` and `response_caps` name the feature views of a model-run source (one
+    read-out per token position x layer pool x response cap, None = the whole response); the
+    source builds those views (the protocol never sees a model), and the claimed reading's cap
+    always joins the caps.
+    """
 
     C: tuple[float, ...]
     fold_seeds: tuple[int, ...]
+    positions: tuple[str, ...] = ()
+    layers: tuple[str, ...] = ()
+    response_caps: tuple[int | None, ...] = ()
+
+
+def _cap(value) -> int | None:
+    """A response cap as gates.toml writes it: a token count, or "none" for the whole response."""
+    return None if value == "none" else int(value)
 
 
 def spec_grid(full: bool = False) -> SpecGrid:
     """The pre-registered grid: `[specs.small]`, or `[specs.full]` (what `--dd-slow` runs)."""
     grid = gates.registry()["specs"]["full" if full else "small"]
-    return SpecGrid(tuple(float(c) for c in grid["C"]), tuple(int(s) for s in grid["fold_seeds"]))
+    return SpecGrid(tuple(float(c) for c in grid["C"]), tuple(int(s) for s in grid["fold_seeds"]),
+                    tuple(grid["positions"]), tuple(grid["layers"]), tuple(_cap(c) for c in grid["response_caps"]))
 
 
 @dataclass(frozen=True)
@@ -171,14 +187,15 @@ def spec_curve(
         c = C if s.C is None else s.C
         if gate == "cv":
             seed_of = stats.CV_RANDOM_STATE if s.fold_seed is None else s.fold_seed
-            rows.append(fits.cross_validated(X_train, y_train, c, seed_of, groups=groups, estimator=estimator).oof)
+            cv = fits.cross_validate(X_train, y_train, c, random_state=seed_of, groups=groups, estimator=estimator)
+            rows.append(cv.oof)
         else:
-            rows.append(fits.transferred(X_train, y_train, X_fresh, c, estimator=estimator))
+            rows.append(fits.fit_predict(X_train, y_train, X_fresh, c, estimator=estimator))
     scores = np.stack(rows)
     n_pos, n_neg = int(y_eval.sum()), int(len(y_eval) - y_eval.sum())
     auc = np.array([stats.roc_auc(y_eval, p) for p in scores])
-    cis = stats.bootstrap_auc_cis(y_eval, scores, gates.guard("bootstrap_resamples"), gates.guard("bootstrap_level"),
-                                  seed)
+    cis = fits.bootstrap_auc_cis(y_eval, scores, gates.guard("bootstrap_resamples"), gates.guard("bootstrap_level"),
+                                 seed)
     passed = []
     for a, p, lo in zip(auc, scores, cis[:, 0], strict=True):
         point = stats.balanced_asymmetry(y_eval, p)

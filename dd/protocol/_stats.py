@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -47,12 +48,36 @@ def check_finite(X, what: str = "features") -> np.ndarray:
     return X
 
 
+def rankdata(a, axis: int = -1) -> np.ndarray:
+    """Ranks from 1, ties given their average rank (scipy's default method), along ``axis``.
+
+    Written in numpy so that the AUCs, nulls and bootstraps of a warm run import no scipy.stats
+    (about a second of start-up on these machines). Vectorized over the other axes.
+    """
+    a = np.asarray(a, dtype=float)
+    if a.ndim == 0:
+        return np.ones(())
+    moved = np.moveaxis(a, axis, -1)
+    n = moved.shape[-1]
+    flat = moved.reshape(-1, n)
+    order = np.argsort(flat, axis=1, kind="mergesort")
+    ordered = np.take_along_axis(flat, order, axis=1)
+    index = np.broadcast_to(np.arange(n), flat.shape)
+    first = np.ones(flat.shape, bool)
+    first[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+    last = np.ones(flat.shape, bool)
+    last[:, :-1] = first[:, 1:]
+    start = np.maximum.accumulate(np.where(first, index, 0), axis=1)
+    end = np.minimum.accumulate(np.where(last, index, n - 1)[:, ::-1], axis=1)[:, ::-1]
+    ranks = np.empty(flat.shape)
+    np.put_along_axis(ranks, order, (start + end) / 2 + 1, axis=1)
+    return np.moveaxis(ranks.reshape(moved.shape), -1, axis)
+
+
 def roc_auc(y, scores) -> float:
     """ROC AUC by the rank (Mann-Whitney) formula, ties counted half, as sklearn computes it."""
     y = check_binary(y)
     scores = check_finite(scores, "scores")
-    from scipy.stats import rankdata
-
     ranks = rankdata(scores)
     n_pos = y.sum()
     n_neg = len(y) - n_pos
@@ -82,13 +107,17 @@ def asymmetry(y, asserted) -> float:
     return float(asserted[y == 0].mean() - asserted[y == 1].mean())
 
 
-def sweep(y, p_correct, thresholds=SWEEP) -> list[SweepPoint]:
-    """asym(t) at each threshold, assertion being P(correct) > t."""
+def _assert_rates(y, p_correct, thresholds) -> tuple[np.ndarray, np.ndarray]:
+    """p_assert(wrong) and p_assert(correct) at each threshold, assertion being P(correct) > t."""
     y = check_binary(y)
     p = check_finite(p_correct, "probabilities")
     asserted = p[None, :] > np.asarray(thresholds)[:, None]
-    p_w = asserted[:, y == 0].mean(axis=1)
-    p_c = asserted[:, y == 1].mean(axis=1)
+    return asserted[:, y == 0].mean(axis=1), asserted[:, y == 1].mean(axis=1)
+
+
+def sweep(y, p_correct, thresholds=SWEEP) -> list[SweepPoint]:
+    """asym(t) at each threshold, assertion being P(correct) > t."""
+    p_w, p_c = _assert_rates(y, p_correct, thresholds)
     rows = zip(thresholds, p_w, p_c, strict=True)
     return [SweepPoint(float(t), float(w), float(c), float(w - c)) for t, w, c in rows]
 
@@ -98,8 +127,12 @@ def balanced_asymmetry(y, p_correct, min_p_assert_correct: float = BALANCE_MIN_P
 
     Returns None when no threshold satisfies the bound.
     """
-    eligible = [pt for pt in sweep(y, p_correct) if pt.p_assert_correct >= min_p_assert_correct]
-    return min(eligible, key=lambda pt: pt.asym) if eligible else None
+    p_w, p_c = _assert_rates(y, p_correct, SWEEP)
+    asym = np.where(p_c >= min_p_assert_correct, p_w - p_c, np.inf)
+    if not np.isfinite(asym).any():
+        return None
+    i = int(np.argmin(asym))  # the first threshold on ties, as a scan of `sweep` would pick
+    return SweepPoint(float(SWEEP[i]), float(p_w[i]), float(p_c[i]), float(p_w[i] - p_c[i]))
 
 
 def make_probe(C: float, random_state: int = 0):
@@ -117,15 +150,15 @@ def fit_predict(X_train, y_train, X_eval, C: float = 1.0, *, estimator=None) -> 
     The probe is the paper's (`make_probe(C)`) unless `estimator` is given: any unfitted sklearn
     classifier with `predict_proba`, cloned so the caller's object stays unfitted.
     """
-    y_train = check_binary(y_train)
+    y_train, X_train, X_eval = check_binary(y_train), check_finite(X_train), check_finite(X_eval)
     if estimator is None:
         probe = make_probe(C)
     else:
         from sklearn.base import clone
 
         probe = clone(estimator)
-    probe.fit(check_finite(X_train), y_train)
-    return probe.predict_proba(check_finite(X_eval))[:, 1]
+    probe.fit(X_train, y_train)
+    return probe.predict_proba(X_eval)[:, 1]
 
 
 @dataclass(frozen=True)
@@ -155,14 +188,15 @@ def cross_validate(X, y, C: float = 1.0, n_splits: int = 5, random_state: int = 
     With groups, no group has items on both sides of a fold, so a probe cannot score by
     recognising a group it has seen.
     """
-    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
-
     y = check_binary(y)
     X = check_finite(X)
     if min(y.sum(), len(y) - y.sum()) < n_splits:
         raise OneClassError(
             f"{n_splits}-fold CV needs at least {n_splits} items of each class, got {int(y.sum())}/{len(y)}"
         )
+    # after the checks: a guard that asks of a one-class fact on every run imports no scikit-learn for it
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+
     if groups is None:
         folds = StratifiedKFold(n_splits, shuffle=True, random_state=random_state).split(X, y)
     else:
@@ -182,6 +216,53 @@ def cross_validate(X, y, C: float = 1.0, n_splits: int = 5, random_state: int = 
     return CVResult(oof, roc_auc(y, oof), tuple(fold_aucs))
 
 
+def principal_components(X, k: int = 2) -> np.ndarray:
+    """X projected on its first k principal components (exact SVD of the centred data).
+
+    Signs follow scikit-learn's PCA (each component's largest-magnitude loading positive), so
+    scores read the same way; numpy alone, since a figure needs no second of scikit-learn import.
+    """
+    X = check_finite(X)
+    centred = X - X.mean(axis=0)
+    U, S, Vt = np.linalg.svd(centred, full_matrices=False)
+    signs = np.sign(Vt[np.arange(len(Vt)), np.abs(Vt).argmax(axis=1)])
+    return (U[:, :k] * S[:k]) * signs[:k]
+
+
+@lru_cache(maxsize=16)
+def _resample_counts(n_pos: int, n_neg: int, n_boot: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """How often each positive (V) and each negative (W) is drawn in each stratified resample.
+
+    They depend on the class sizes and the seed alone, so every gate on one split shares them:
+    drawing them is most of a bootstrap's cost. Read-only, as they are shared.
+    """
+    rng = np.random.default_rng(seed)
+    draws = [(rng.integers(0, n_pos, n_pos), rng.integers(0, n_neg, n_neg)) for _ in range(n_boot)]
+    offsets = np.arange(n_boot)[:, None]
+
+    def counts(idx, n):
+        return np.bincount((idx + n * offsets).ravel(), minlength=n_boot * n).reshape(n_boot, n).astype(float)
+
+    V, W = counts(np.stack([d[0] for d in draws]), n_pos), counts(np.stack([d[1] for d in draws]), n_neg)
+    V.flags.writeable = W.flags.writeable = False
+    return V, W
+
+
+def permuted_labels(y, n_permutations: int, seed: int) -> np.ndarray:
+    """`n_permutations` label permutations (rows) under `seed`, as floats; shared by every null on these labels."""
+    y = np.asarray(y)
+    return _permuted_labels(y.tobytes(), y.dtype.str, n_permutations, seed)
+
+
+@lru_cache(maxsize=16)
+def _permuted_labels(data: bytes, dtype: str, n_permutations: int, seed: int) -> np.ndarray:
+    y = np.frombuffer(data, dtype=dtype)
+    rng = np.random.default_rng(seed)
+    Y = np.stack([rng.permutation(y) for _ in range(n_permutations)]).astype(float)
+    Y.flags.writeable = False
+    return Y
+
+
 def bootstrap_auc_ci(y, scores, n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> tuple[float, float]:
     """Percentile CI of AUC over stratified bootstrap resamples (each class resampled in place)."""
     (lo, hi), = bootstrap_auc_cis(y, np.asarray(scores)[None, :], n_boot, level, seed)
@@ -197,15 +278,8 @@ def bootstrap_auc_cis(y, scores, n_boot: int = 2000, level: float = 0.95, seed: 
     """
     y = check_binary(y)
     scores = np.atleast_2d(check_finite(scores, "scores"))
-    rng = np.random.default_rng(seed)
     n_pos, n_neg = int(y.sum()), int(len(y) - y.sum())
-    draws = [(rng.integers(0, n_pos, n_pos), rng.integers(0, n_neg, n_neg)) for _ in range(n_boot)]
-    offsets = np.arange(n_boot)[:, None]
-
-    def counts(idx, n):
-        return np.bincount((idx + n * offsets).ravel(), minlength=n_boot * n).reshape(n_boot, n).astype(float)
-
-    V, W = counts(np.stack([d[0] for d in draws]), n_pos), counts(np.stack([d[1] for d in draws]), n_neg)
+    V, W = _resample_counts(n_pos, n_neg, n_boot, seed)
     alpha = (1 - level) / 2
     out = np.empty((len(scores), 2))
     for row, s in enumerate(scores):
@@ -224,12 +298,9 @@ def score_null(y, p, *, auc_min: float, asym_max: float, n_permutations: int = 1
     minimum over 91 thresholds, so on small or imbalanced sets chance clears its bar often.
     Vectorized over permutations; the same permutations as `permutation_null(seed=seed)`.
     """
-    from scipy.stats import rankdata
-
     y = check_binary(y)
     p = check_finite(p, "probabilities")
-    rng = np.random.default_rng(seed)
-    Y = np.stack([rng.permutation(y) for _ in range(n_permutations)]).astype(float)
+    Y = permuted_labels(y, n_permutations, seed)
     n_pos, n_neg = y.sum(), len(y) - y.sum()
     null_auc = (Y @ rankdata(p) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
     asserted = (p[None, :] > SWEEP[:, None]).astype(float)  # thresholds x items
@@ -253,12 +324,9 @@ def max_auc_null(y, scores, n_permutations: int = 1000, seed: int = 0) -> np.nda
     at once, so the null keeps the correlation between specifications: the max-statistic
     (Westfall-Young) family-wise null. One matrix product over pre-computed ranks.
     """
-    from scipy.stats import rankdata
-
     y = check_binary(y)
     scores = np.atleast_2d(check_finite(scores, "scores"))
-    rng = np.random.default_rng(seed)
-    Y = np.stack([rng.permutation(y) for _ in range(n_permutations)]).astype(float)
+    Y = permuted_labels(y, n_permutations, seed)
     n_pos, n_neg = y.sum(), len(y) - y.sum()
     aucs = (Y @ rankdata(scores, axis=1).T - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
     return aucs.max(axis=1)

@@ -8,12 +8,14 @@ xdist workers; the controller alone writes the report, the figures and the summa
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Generator
+from typing import Any
 
 import pytest
 
-from dd.core import FLAGS, OPTIONS, Settings, resolve_settings, set_progress
-from dd.protocol import PASS, Verdict, VerdictFailed
+from dd.core import FLAGS, OPTIONS, Cache, Settings, resolve_settings, set_progress
+from dd.protocol import PASS, Verdict, VerdictFailed, keep_fits_in
 from dd.pytest import _report as report
 from dd.pytest import _xdist
 from dd.pytest._session import ENTRY_KEY, ERROR_KEY, FIGURE_KEY, STATIC_KEY, DDSession
@@ -40,6 +42,7 @@ def pytest_configure(config: pytest.Config) -> None:
     except ValueError as err:
         raise pytest.UsageError(str(err)) from err
     config.stash[SETTINGS_KEY] = settings
+    keep_fits_in(Cache(settings.cache_root))  # a warm re-run then fits no probe twice, across runs
     worker = getattr(config, "workerinput", None)
     if worker is None:
         config.pluginmanager.register(DDSession(settings), "dd-session")
@@ -52,6 +55,23 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(
             "--snapshot-update under several xdist workers loses snapshot entries; rerun with -n 0"
         )
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Spare a run that ran no hypothesis test the quarter second hypothesis's summary spends importing it.
+
+    Only in-process (no xdist controller, whose workers' tests this process never imports): there,
+    hypothesis absent from ``sys.modules`` means no test used it, so its summary has nothing to say.
+    """
+    manager = session.config.pluginmanager
+    if "hypothesis" not in sys.modules and not manager.hasplugin("dsession"):
+        plugin = manager.get_plugin("hypothesispytest")
+        if plugin is not None:
+            manager.unregister(plugin)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    keep_fits_in(None)  # an in-process run (pytester) must not leave its cache to the next
 
 
 def _shows_progress(config: pytest.Config) -> bool:
@@ -95,6 +115,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.user_properties.append((STATIC_KEY, static))
             # so that `-k gemma` selects every claim about a base, whatever the test is named
             item.extra_keyword_matches.update(v for v in (static["base"], static["claim"]) if v)
+            _report_verdicts_plainly(item)
     _xdist.distribute(config, items)  # one GPU per xdist worker; claims grouped by base (--dist loadgroup)
     if unpinned:
         raise pytest.UsageError(
@@ -102,6 +123,25 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             f"xfail(strict=True, raises=dd.VerdictFailed). {len(unpinned)} unpinned: " + ", ".join(unpinned[:10])
             + (f", and {len(unpinned) - 10} more" if len(unpinned) > 10 else "")
         )
+
+
+def _report_verdicts_plainly(item: pytest.Item) -> None:
+    """A failed verdict's report is where the claim is and what it measured, not a traceback.
+
+    A verdict is a result, not a crash: its reasons say everything a traceback would, and pytest
+    spends about a twentieth of a second per failure re-parsing the test module to print one
+    (a second or more of a warm run with fifty expected failures). Any other exception keeps
+    pytest's own report.
+    """
+    default = item.repr_failure
+
+    def repr_failure(excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+        if isinstance(excinfo.value, VerdictFailed):
+            path, line, _ = item.reportinfo()
+            return f"{path}:{(line or 0) + 1}: {type(excinfo.value).__name__}: {excinfo.value}"
+        return default(excinfo) if style is None else default(excinfo, style)
+
+    item.repr_failure = repr_failure  # type: ignore[method-assign]
 
 
 def _pins_verdict(mark: pytest.Mark) -> bool:
