@@ -59,3 +59,18 @@ def rule_judge(messages: list[dict]) -> str | None:
     hedged = 5 if any(m in answer for m in HEDGE_MARKERS) else 2
     scores = dict.fromkeys(V4_AXES, 4) | {"hedging_appropriateness": hedged, "self_verification": hedged}
     return json.dumps(scores)
+
+
+def edited_example(example: Path, tmp_path: Path, edits: dict[str, str] | None = None, extra: str = "") -> Path:
+    """A claim-file example folder copied to ``tmp_path``, its ``claim.toml`` with ``edits`` (old -> new) and
+    ``extra`` appended; every ``old`` must be in the file, so an edit can never silently miss."""
+    import shutil
+
+    folder = tmp_path / "claim"
+    shutil.copytree(example, folder)
+    text = (folder / "claim.toml").read_text()
+    for old, new in (edits or {}).items():
+        assert old in text, old
+        text = text.replace(old, new)
+    (folder / "claim.toml").write_text(text + extra)
+    return folder / "claim.toml"

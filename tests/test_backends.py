@@ -228,3 +228,15 @@ def test_vllm_path_maps_prompts_outputs_and_lora(lazy, fake_vllm, tmp_path):
     assert (lazy.resolved.cache_root / "vllm-lora" / lora.spec.adapter_sha256[:16] / "adapter_config.json").exists()
     assert request["lora_path"].endswith(lora.spec.adapter_sha256[:16])
     assert fake_vllm["engine"]["enable_lora"] and fake_vllm["engine"]["max_lora_rank"] == 8
+
+
+def test_the_option_wins_over_a_claim_files_backend():
+    """`--dd-gen-backend` when given, else the claim file's `[generation] backend`, else in-process."""
+    from dd.core import Settings
+    from dd.fixtures.bases import BasePool
+
+    served = "openai=http://127.0.0.1:9/v1"
+    assert isinstance(BasePool(Settings()).backend_for(None), HF)
+    assert BasePool(Settings()).backend_for(served) == OpenAIBackend("http://127.0.0.1:9/v1")
+    assert isinstance(BasePool(Settings(gen_backend="hf")).backend_for(served), HF)
+    assert BasePool(Settings(gen_backend="vllm")).backend_for(None) == BasePool(Settings(gen_backend="vllm")).backend

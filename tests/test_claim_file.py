@@ -4,7 +4,6 @@ interrupted run from the cache, and the tiny example run end to end as a user ru
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,7 @@ from dd.judges.replay import ReplayServer
 from dd.lm import GenerationConfig, LazyBase, resolve_base
 from dd.paper import locate
 from dd.pytest import validate
-from helpers import ROOT, read_report, rule_judge, run_pytest
+from helpers import ROOT, edited_example, read_report, rule_judge, run_pytest
 
 EXAMPLE = ROOT / "examples" / "tiny_claim"
 FIRST_STEP = ('in_distribution = { verdict = "inconclusive", why = "truncation_artifact: random weights never end an '
@@ -29,14 +28,7 @@ SMALL = {"n_predict = 12\ntrain = 8\nfresh = 8": "n_predict = 4\ntrain = 4\nfres
 
 def claim_dir(tmp_path: Path, edits: dict[str, str] | None = None, *, extra: str = "", small: bool = True) -> Path:
     """The tiny example copied to ``tmp_path`` with ``edits`` (old -> new) applied; ``small``: few prompts and tokens."""
-    folder = tmp_path / "claim"
-    shutil.copytree(EXAMPLE, folder)
-    text = (folder / "claim.toml").read_text()
-    for old, new in ({**SMALL, **(edits or {})} if small else edits or {}).items():
-        assert old in text, old
-        text = text.replace(old, new)
-    (folder / "claim.toml").write_text(text + extra)
-    return folder / "claim.toml"
+    return edited_example(EXAMPLE, tmp_path, {**SMALL, **(edits or {})} if small else edits, extra)
 
 
 # ---------------------------------------------------------------- parsing

@@ -9,7 +9,6 @@ can be measured on) and 4 skip saying why.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -17,21 +16,15 @@ import pytest
 from dd.arcs import ArmSpec, ClaimFileError, ClaimRun, ClaimUnavailable, load_claim
 from dd.core import Cache
 from dd.operators import SystemPrompt
-from helpers import ROOT
+from helpers import ROOT, edited_example
 
 EXAMPLE = ROOT / "examples" / "smollm2_prompt_claim"
+TINY = ROOT / "examples" / "tiny_claim"
 
 
 def claim_copy(tmp_path: Path, edits: dict[str, str] | None = None, extra: str = "") -> Path:
     """The example copied to ``tmp_path`` with ``edits`` (old -> new) applied and ``extra`` appended."""
-    folder = tmp_path / "claim"
-    shutil.copytree(EXAMPLE, folder)
-    text = (folder / "claim.toml").read_text()
-    for old, new in (edits or {}).items():
-        assert old in text, old
-        text = text.replace(old, new)
-    (folder / "claim.toml").write_text(text + extra)
-    return folder / "claim.toml"
+    return edited_example(EXAMPLE, tmp_path, edits, extra)
 
 
 def test_the_example_parses_as_a_prompt_claim_whose_steps_3_and_4_do_not_apply():
@@ -82,10 +75,7 @@ def test_a_contradiction_of_a_prompt_claim_is_named_before_anything_runs(tmp_pat
 
 
 def test_a_steering_claim_still_takes_no_prompt_key(tmp_path):
-    folder = tmp_path / "tiny"
-    shutil.copytree(ROOT / "examples" / "tiny_claim", folder)
-    path = folder / "claim.toml"
-    path.write_text(path.read_text().replace('name = "steering"', 'name = "steering"\ntext = "Be humble."'))
+    path = edited_example(TINY, tmp_path, {'name = "steering"': 'name = "steering"\ntext = "Be humble."'})
     with pytest.raises(ClaimFileError, match=r"\[operator\] text: is not a key of the 'steering' operator"):
         load_claim(path)
 
@@ -97,9 +87,6 @@ def test_the_file_may_name_its_backend(tmp_path):
     assert named.backend == "openai=http://127.0.0.1:9/v1"
     with pytest.raises(ClaimFileError, match=r"\[generation\] backend is 'hf', 'vllm' or 'openai=URL"):
         load_claim(claim_copy(tmp_path / "c", extra='\n[generation]\nbackend = "sglang"\n'))
-    folder = tmp_path / "tiny"
-    shutil.copytree(ROOT / "examples" / "tiny_claim", folder)
-    path = folder / "claim.toml"
-    path.write_text(path.read_text() + '\n[generation]\nbackend = "vllm"\n')
+    path = edited_example(TINY, tmp_path / "d", extra='\n[generation]\nbackend = "vllm"\n')
     with pytest.raises(ClaimFileError, match=r"\[generation\] backend: a steering vector is a hook"):
         load_claim(path)

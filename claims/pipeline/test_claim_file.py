@@ -61,15 +61,11 @@ def claim_run(dd_settings, bases) -> ClaimRun:
 
     It generates where `--dd-gen-backend` says, else where the file's `[generation] backend` says, else in-process.
     """
-    from dd.lm import get_backend
-
     claim = load_claim(dd_settings.claim)
-    backend = bases.backend if dd_settings.gen_backend is not None or claim.backend is None \
-        else get_backend(claim.backend)
     return ClaimRun(claim, bases.cache, artifacts=dd_settings.artifacts,
                     models=dd_settings.models, judge_base_url=dd_settings.judge_base_url,
                     judge_model=dd_settings.judge_model, allow_code_exec=dd_settings.allow_code_exec,
-                    bases=bases.get, backend=backend)
+                    bases=bases.get, backend=bases.backend_for(claim.backend))
 
 
 def test_claim_step(step, claim_run, claim):

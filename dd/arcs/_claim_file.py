@@ -431,11 +431,13 @@ def _baselines(t: _Table, operator: SteeringClaim | PromptClaim) -> tuple[str, b
 
 def _backend(table: _Table | None, operator: SteeringClaim | PromptClaim) -> str | None:
     """``[generation] backend``: where the claim's arms generate unless ``--dd-gen-backend`` says otherwise."""
-    backend = None if table is None else table.get("backend", str, None)
-    if table is None or backend is None:
+    if table is None:
+        return None
+    backend = table.get("backend", str, None)
+    if backend is None:
         return None
     try:
-        check_gen_backend(backend, f"{table.where('backend')}")
+        check_gen_backend(backend, table.where("backend"))
     except ValueError as err:
         raise ClaimFileError(str(err)) from None
     if isinstance(operator, SteeringClaim) and backend != "hf":

@@ -34,11 +34,9 @@ from dd.protocol import (
     bars,
     content_anchors,
     content_check,
-    gates_version,
+    effect_gate,
     paired_test,
 )
-
-GATE_BARS = ("alpha", "max_pass_drop")
 
 if TYPE_CHECKING:
     from dd.arcs._humaneval import Problem
@@ -49,8 +47,8 @@ if TYPE_CHECKING:
 
 
 def _gate(effect_bars: Mapping[str, Any]) -> dict[str, Any]:
-    """The gate a variant's verdict records: ``[effect]``, the gates file's version, the bars used."""
-    return {"name": "effect", "version": gates_version(), **{n: effect_bars[n] for n in GATE_BARS}}
+    """The gate a variant's verdict records: ``[effect]``, the gates file's version, the bars it uses."""
+    return effect_gate(effect_bars, "alpha", "max_pass_drop")
 
 
 @dataclass(frozen=True)

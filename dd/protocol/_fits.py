@@ -1,4 +1,4 @@
-"""A gate's costly pure computations (probe fits, bootstrap CIs, KS tests) memoized on content, in memory and on disk.
+"""A gate's costly pure computations (probe fits, bootstrap CIs, KS tests), memoized on content.
 
 A run asks the same question of the same split many times: the gate, its specification curve,
 the surface guard, the group guard and steps 3-5 all cross-validate or transfer the same
@@ -8,11 +8,11 @@ claim share one grid. A read-out operator's estimator is keyed by its class and 
 
 Fits of the paper's probe, bootstrap CIs and KS tests are also kept in the cache (kind ``fits``)
 once `keep_fits_in` names one, so a warm re-run fits and resamples nothing and imports neither
-scikit-learn nor scipy.stats (about three seconds of start-up here). Their key holds the arrays' sha256 (with
-shape and dtype), the settings, the versions of scikit-learn, scipy and numpy and the sha256 of
-the statistics module's source: a change to any of them is a miss, never a stale hit. A
-read-out operator's own estimator stays in memory only: its code is the user's, and no key here
-could tell when it changed.
+scikit-learn nor scipy.stats (about three seconds of start-up here). Their key holds the
+arrays' sha256 (with shape and dtype), the settings, the versions of scikit-learn, scipy and
+numpy and the sha256 of the statistics module's source: a change to any of them is a miss, never
+a stale hit. A read-out operator's own estimator stays in memory only: its code is the user's,
+and no key here could tell when it changed.
 """
 
 from __future__ import annotations
@@ -59,12 +59,12 @@ def _code_parts() -> dict[str, str]:
             "numpy": np.__version__}
 
 
-def _memoized(parts: dict[str, Any], estimator, compute, encode, decode):
-    """`compute()` once per content key: from memory, else from the store (paper probe only), else fitted."""
+def _memoized(parts: dict[str, Any], storable: bool, compute, encode, decode):
+    """`compute()` once per content key: from memory, else from the store (when `storable`), else computed."""
     key = tuple(sorted(parts.items()))
     if key in _MEMO:
         return _MEMO[key]
-    if estimator is None and _STORE:
+    if storable and _STORE:
         entry = CacheKey("fits", {**parts, **_code_parts()})
         result = decode(_STORE[0].get_or_build(entry, lambda: encode(compute()), needs_model=False))
     else:
@@ -80,7 +80,7 @@ def cross_validate(X, y, C: float = 1.0, n_splits: int = 5, random_state: int = 
     parts = {"fit": "cv", "X": _digest(X), "y": _digest(y), "groups": _digest(groups_key),
              "probe": repr(_probe_key(C, estimator)), "n_splits": n_splits, "random_state": random_state}
     return _memoized(
-        parts, estimator,
+        parts, estimator is None,
         lambda: stats.cross_validate(X, y, C, n_splits, random_state, estimator=estimator, groups=groups),
         lambda r: {"oof": r.oof, "pooled_auc": np.array(r.pooled_auc), "fold_aucs": np.array(r.fold_aucs)},
         lambda d: stats.CVResult(d["oof"], float(d["pooled_auc"]), tuple(float(a) for a in d["fold_aucs"])),
@@ -91,7 +91,8 @@ def fit_predict(X_train, y_train, X_eval, C: float = 1.0, *, estimator=None) -> 
     """`stats.fit_predict` (P(correct) on X_eval from a probe fit on the training split), memoized."""
     parts = {"fit": "transfer", "X": _digest(X_train), "y": _digest(y_train), "X_eval": _digest(X_eval),
              "probe": repr(_probe_key(C, estimator))}
-    return _memoized(parts, estimator, lambda: stats.fit_predict(X_train, y_train, X_eval, C, estimator=estimator),
+    return _memoized(parts, estimator is None,
+                     lambda: stats.fit_predict(X_train, y_train, X_eval, C, estimator=estimator),
                      lambda p: {"p": p}, lambda d: d["p"])
 
 
@@ -104,7 +105,7 @@ def ks_2samp(a, b) -> tuple[float, float]:
         result = scipy_ks_2samp(a, b)
         return float(result.statistic), float(result.pvalue)
 
-    return _memoized({"fit": "ks_2samp", "a": _digest(a), "b": _digest(b)}, None, compute,
+    return _memoized({"fit": "ks_2samp", "a": _digest(a), "b": _digest(b)}, True, compute,
                      lambda r: {"ks": np.array(r)}, lambda d: (float(d["ks"][0]), float(d["ks"][1])))
 
 
@@ -113,11 +114,11 @@ def bootstrap_auc_cis(y, scores, n_boot: int = 2000, level: float = 0.95, seed: 
     scores = np.atleast_2d(np.asarray(scores, dtype=float))
     parts = {"fit": "bootstrap_auc_cis", "y": _digest(np.asarray(y)), "scores": _digest(scores), "n_boot": n_boot,
              "level": float(level), "seed": seed}
-    return _memoized(parts, None, lambda: stats.bootstrap_auc_cis(y, scores, n_boot, level, seed),
+    return _memoized(parts, True, lambda: stats.bootstrap_auc_cis(y, scores, n_boot, level, seed),
                      lambda cis: {"cis": cis}, lambda d: d["cis"])
 
 
 def bootstrap_auc_ci(y, scores, n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> tuple[float, float]:
-    """`stats.bootstrap_auc_ci`, memoized."""
+    """Percentile CI of AUC over stratified bootstrap resamples, memoized (`bootstrap_auc_cis` of one row)."""
     (lo, hi), = bootstrap_auc_cis(y, np.asarray(scores, dtype=float)[None, :], n_boot, level, seed)
     return float(lo), float(hi)

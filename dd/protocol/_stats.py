@@ -263,14 +263,9 @@ def _permuted_labels(data: bytes, dtype: str, n_permutations: int, seed: int) ->
     return Y
 
 
-def bootstrap_auc_ci(y, scores, n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> tuple[float, float]:
-    """Percentile CI of AUC over stratified bootstrap resamples (each class resampled in place)."""
-    (lo, hi), = bootstrap_auc_cis(y, np.asarray(scores)[None, :], n_boot, level, seed)
-    return float(lo), float(hi)
-
-
 def bootstrap_auc_cis(y, scores, n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> np.ndarray:
-    """`bootstrap_auc_ci` of every row of `scores` (specifications x items), as (low, high) rows.
+    """Percentile CIs of AUC over stratified bootstrap resamples (each class resampled in place), one
+    (low, high) row per row of `scores` (specifications x items).
 
     Every row sees the same resamples. A resample's AUC is v' H w / (n_pos n_neg), with v and w
     how often each positive and negative was drawn and H the pairwise comparisons (ties half), so
