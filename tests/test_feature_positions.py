@@ -11,6 +11,7 @@ from dd.lm import (
     READOUTS,
     FeatureSet,
     FeatureSpec,
+    _features,
     cached_features,
     extract_features,
     feature_key,
@@ -125,7 +126,7 @@ def test_view_names_every_readout_and_refuses_the_rest(root):
     fs = extract_features(tiny("tiny-llama", root), PAIRS[:2], FeatureSpec(positions=("last_response",)))
     assert fs.view("last_response") is fs.last_response
     assert fs.view("last_response", "last_n_mean") is fs.last_response_n_mean
-    with pytest.raises(ValueError, match="add it to FeatureSpec.positions"):
+    with pytest.raises(ValueError, match="add the position to FeatureSpec.positions"):
         fs.view("last_rendered")
     with pytest.raises(ValueError, match="last-layer only"):
         fs.view("mean_response", "last_n_mean")
@@ -146,3 +147,53 @@ def test_cache_roundtrip_of_every_readout_and_of_an_old_entry(root, tmp_path):
     assert set(old) == {"h_last", "last_n_mean", "response_mean", "positions", "n_response_tokens", "n_tokens",
                         "truncated", "padding_share"}  # the arrays an entry held before positions were named
     assert FeatureSet.from_arrays(old).view("last_rendered", "last_n_mean") is old["last_n_mean"]
+
+
+def test_each_of_the_last_layers_agrees_with_the_hidden_states_and_a_shallow_base_lacks_the_deepest(root):
+    base = tiny("tiny-llama", root)  # two decoder layers: hidden_states are the embeddings and two outputs
+    fs = extract_features(base, PAIRS, FeatureSpec(last_n=2, batch_size=len(PAIRS), positions=POSITIONS,
+                                                   each_of_last=4))
+    for i, pair in enumerate(PAIRS):
+        r = render_pair(base.tokenizer, *pair)
+        hs = hidden_alone(base, r.ids)
+        np.testing.assert_allclose(fs.view("last_rendered", "layer-2")[i], hs[-2][len(r.ids) - 1].numpy(), atol=1e-4)
+        np.testing.assert_allclose(fs.view("last_response", "layer-2")[i], hs[-2][r.response_end - 1].numpy(),
+                                   atol=1e-4)
+    assert fs.held() == {*READOUTS, ("last_rendered", "layer-2"), ("last_response", "layer-2")}
+    with pytest.raises(ValueError, match="layer-3 was not extracted"):
+        fs.view("last_rendered", "layer-3")  # the embeddings are not a layer
+    again = FeatureSet.from_arrays(fs.to_arrays())
+    assert again.held() == fs.held()
+    np.testing.assert_array_equal(again.view("last_response", "layer-2"), fs.view("last_response", "layer-2"))
+
+
+def test_single_layers_enter_the_key_only_when_read_and_come_back_from_the_cache(root, tmp_path, monkeypatch):
+    base = tiny("tiny-llama", root)
+    k0 = feature_key(base, PAIRS, FeatureSpec(positions=POSITIONS))
+    spec = FeatureSpec(positions=POSITIONS, each_of_last=2)
+    assert feature_key(base, PAIRS, spec).diff(k0) == ["feat.each_of_last: None -> 2"]
+    assert "feat.each_of_last" not in FeatureSpec().key_parts()
+    cache = Cache(tmp_path)
+    built = cached_features(base, PAIRS, spec, cache, progress=False)
+    monkeypatch.setattr(_features, "extract_features", lambda *a, **k: pytest.fail("cache hit expected"))
+    read = cached_features(base, PAIRS, spec, cache, progress=False)
+    assert read.held() == built.held() and ("last_response", "layer-2") in read.held()
+    np.testing.assert_array_equal(read.view("last_response", "layer-2"), built.view("last_response", "layer-2"))
+
+
+@pytest.mark.parametrize("position, layers, match", [
+    ("last_rendered", "layer-1", "unknown layer read-out 'layer-1'"),
+    ("last_rendered", "layer-x", "unknown layer read-out"),
+    ("last_rendered", "first", "unknown layer read-out"),
+    ("mean_response", "layer-2", "single layers are read at"),
+])
+def test_a_single_layer_read_out_that_does_not_exist_is_named(position, layers, match, root):
+    fs = extract_features(tiny("tiny-llama", root), PAIRS[:1], FeatureSpec(positions=POSITIONS, each_of_last=2))
+    with pytest.raises(ValueError, match=match):
+        fs.view(position, layers)
+
+
+def test_each_of_last_must_name_layers_below_the_last():
+    for bad in (1, -1):
+        with pytest.raises(ValueError, match="each_of_last must be 0 or at least 2"):
+            FeatureSpec(each_of_last=bad)

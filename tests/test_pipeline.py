@@ -11,12 +11,17 @@ import pytest
 
 from dd.lm import FeatureDirError, expected_verdicts, load_feature_dir
 from dd.protocol import (
+    FORKING_PATHS,
     FeatureSource,
+    StepResult,
+    Verdict,
+    _gates,
     _pipeline,
     axes_step,
     bars,
     cv_step,
     fresh_step,
+    member_verdict,
     split_ledger,
     surface_guard,
     thresholds,
@@ -133,6 +138,35 @@ def test_step_3_passes_when_one_axis_carries_the_signal(transfers):
     assert "factual.fresh.auc_null_clear_rate" in axes.metrics
     with pytest.raises(ValueError, match="single label column"):
         axes_step(transfers)
+
+
+def gate_result(step: str, fw_p: float, word: str = "pass") -> StepResult:
+    return StepResult(step, {"specs.fw_p": fw_p}, Verdict(word, () if word == "pass" else ("bars",), {}))
+
+
+def test_a_pass_on_one_of_several_axes_must_survive_bonferroni_across_them():
+    assert member_verdict(gate_result("cv", 0.001), gate_result("fresh", 0.007), 7).passed  # 0.007 <= 0.05 / 7
+    doubted = member_verdict(gate_result("cv", 0.001), gate_result("fresh", 0.02), 7, "v4 axes")
+    assert doubted.verdict == "inconclusive" and doubted.code == FORKING_PATHS
+    assert "across 7 v4 axes" in doubted.reasons[0] and "0.0200 > 0.05/7" in doubted.reasons[0]
+    assert member_verdict(gate_result("cv", 0.001), gate_result("fresh", 0.02), 1).passed  # one axis: no family
+    failed = member_verdict(gate_result("cv", 0.9, "fail"), gate_result("fresh", 0.02), 7)
+    assert failed.verdict == "fail" and failed.code is None  # a fail needs no correction
+
+
+def test_step_3_corrects_a_pass_across_the_axes(transfers, monkeypatch):
+    """At alpha 0.0015 each axis's curve p (1/1001) clears alone, but not alpha / 2: the same pass is doubted."""
+    real = _gates.registry()
+    strict = {**real, "specs": {**real["specs"], "alpha": 0.0015}}
+    monkeypatch.setattr(_gates, "registry", lambda: strict)
+    one = {"factual": (transfers.y_train, transfers.y_fresh)}
+    twin = {**one, "again": (transfers.y_train, transfers.y_fresh)}
+    alone = axes_step(replace(transfers, axes=one))
+    assert alone.verdict.verdict == "pass", alone.reasons
+    both = axes_step(replace(transfers, axes=twin))
+    assert both.verdict.verdict == "inconclusive" and both.verdict.code == FORKING_PATHS
+    assert both.metrics["factual.verdict"] == both.metrics["again.verdict"] == "inconclusive"
+    assert any("forking paths across 2 axes" in r for r in both.reasons)
 
 
 def write_dir(root, src: FeatureSource, claims: dict | None = None, **arrays):

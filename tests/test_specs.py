@@ -47,11 +47,15 @@ def test_the_grids_come_from_gates_toml_and_the_full_one_holds_the_small_one():
 
 
 def test_the_view_grid_of_model_run_sources_is_pre_registered_with_its_caps():
-    """Positions x layer pools x response caps; the small grid reads the claimed pass only (no cap of its own)."""
+    """Positions x layers x response caps; the small grid reads the claimed pass only (no cap of its own).
+
+    The full grid's layers are the two pools and each of the last four layers on its own.
+    """
     small, full = spec_grid(), spec_grid(full=True)
     for grid in (small, full):
         assert grid.positions == ("last_rendered", "last_response", "mean_response")
-        assert grid.layers == ("last", "last_n_mean")
+    assert small.layers == ("last", "last_n_mean")
+    assert full.layers == ("last", "last_n_mean", "layer-2", "layer-3", "layer-4")
     assert small.response_caps == () and full.response_caps == (None, 512)
 
 

@@ -31,16 +31,16 @@ import dataclasses
 import numpy as np
 import pytest
 
-from dd.lm import READOUTS
+from dd.lm import single_layer_depth
 from dd.paper import V4_AXES, JudgedSet, content_hash, load_fresh_gold, paper_numbers, step16_groups
 from dd.protocol import (
     FeatureSource,
     SpecGrid,
     bars,
-    combine,
     cross_validate,
     cv_step,
     fresh_step,
+    member_verdict,
     random_init_step,
     second_base_step,
     spec_grid,
@@ -201,21 +201,27 @@ def view_name(position: str, layers: str, cap: int | None) -> str:
     return f"{position}/{layers}/cap={'none' if cap is None else cap}"
 
 
-def feature_views(base, bases, judged: dict, own: dict, cap: int | None, grid: SpecGrid) -> dict:
-    """Every view of the grid that a cap's forward pass reads, name -> (step16, fresh) (n, d) arrays.
+def feature_views(base, bases, judged: dict, own: dict, spec, grid: SpecGrid) -> dict:
+    """Every view of the grid, name -> (step16, fresh) (n, d) arrays, from passes a full run makes anyway.
 
-    Each cap's features are one cached pass: at the claimed reading's cap its own (`own`, the
-    feature sets already read), at each further cap of the grid the suite's cheapest spec there
-    (`bases.spec()`). A view that pass does not read (a position outside it, mean_response over
-    layers) is not in the grid.
+    The claimed reading's own pass (`own`, the feature sets read under `spec`) gives the views it
+    holds at its cap. Each cap the grid lists adds the suite's every-view pass there
+    (`bases.spec("last_response", cap)`: every position, both pools and each of the last four
+    layers), fetched only where it is not the claimed pass itself. A view no pass holds
+    (mean_response over layers, a layer deeper than the base) is not in the grid.
     """
-    views = {}
-    for at in dict.fromkeys([cap, *grid.response_caps]):
-        feats = own if at == cap else {w: bases.features(base, judged[w], bases.spec("last_rendered", at))
-                                       for w in judged}
-        held = {r for r, field in READOUTS.items() if getattr(feats["step16"], field) is not None}
-        views.update({view_name(p, lay, at): (feats["step16"].view(p, lay), feats["fresh"].view(p, lay))
-                      for p in grid.positions for lay in grid.layers if (p, lay) in held})
+    for lay in grid.layers:
+        single_layer_depth(lay)  # a malformed name is an error, not a view the base lacks
+    passes = [(spec.response_cap, own)]
+    for at in grid.response_caps:
+        every = bases.spec("last_response", at)
+        if every != spec:
+            passes.append((at, {w: bases.features(base, judged[w], every) for w in judged}))
+    views: dict = {}
+    for at, feats in passes:
+        held = feats["step16"].held()
+        for p, lay in ((p, lay) for p in grid.positions for lay in grid.layers if (p, lay) in held):
+            views.setdefault(view_name(p, lay, at), (feats["step16"].view(p, lay), feats["fresh"].view(p, lay)))
     return views
 
 
@@ -245,7 +251,7 @@ def _build_source(base, paper, bases, *, reading: str, layers: str, axis: str | 
     spec = bases.spec(position, cap)
     f16, ffr = (bases.features(base, judged, spec, random_init=random_init) for judged in (step16, fresh))
     views = {} if random_init is not None else feature_views(base, bases, {"step16": step16, "fresh": fresh},
-                                                             {"step16": f16, "fresh": ffr}, cap, grid)
+                                                             {"step16": f16, "fresh": ffr}, spec, grid)
     groups16 = paper.load(step16_groups, step16.responses.prompt_set.prompts)
     if axis is None:
         y16 = step16.correct.astype(int)
@@ -301,14 +307,17 @@ def conclude_fresh(claim, base, C, paper, bases, reading: str = "default", layer
 
 
 def conclude_axis(claim, base, axis, paper, bases, reading: str = "default") -> None:
-    """Both gates on one v4 axis (binarized at >= 4): CV on step16, transfer to fresh."""
+    """Both gates on one v4 axis (binarized at >= 4): CV on step16, transfer to fresh.
+
+    Step 3 asks whether some one axis carries the signal, so a pass is corrected across the axes.
+    """
     source = feature_source(base, paper, bases, reading=reading, axis=axis)
     grid = grid_of(bases)
     cv, fresh = cv_step(source, STEP3_C, grid=grid), fresh_step(source, STEP3_C, grid=grid)
     metrics = {"cv_auc": cv.metrics["auc"], "fresh_auc": fresh.metrics["auc"],
                **{f"cv.{k}": v for k, v in cv.metrics.items()}, **{f"fresh.{k}": v for k, v in fresh.metrics.items()},
                **reading_metrics(bases, reading)}
-    claim.conclude(source="recomputed", metrics=metrics, verdict=combine(cv=cv.verdict, fresh=fresh.verdict),
+    claim.conclude(source="recomputed", metrics=metrics, verdict=member_verdict(cv, fresh, len(V4_AXES), "v4 axes"),
                    gate={"cv": cv.verdict.gate, "fresh": fresh.verdict.gate})
 
 

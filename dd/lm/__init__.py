@@ -23,15 +23,18 @@ from dd.lm._feature_dirs import (
 )
 from dd.lm._features import (
     DEFAULT_POSITIONS,
+    POOLS,
     POSITIONS,
     READOUTS,
     FeatureSet,
     FeatureSpec,
-    Layers,
     Position,
     cached_features,
     extract_features,
     feature_key,
+    readout_name,
+    single_layer,
+    single_layer_depth,
 )
 from dd.lm._forcing import (
     ForcedBatch,
@@ -86,9 +89,9 @@ __all__ = [
     "GenerationConfig",
     "InputHook",
     "LazyBase",
-    "Layers",
     "LoadedBase",
     "PLAIN_PROMPT",
+    "POOLS",
     "POSITIONS",
     "Position",
     "READOUTS",
@@ -111,9 +114,12 @@ __all__ = [
     "load_base",
     "load_feature_dir",
     "random_init_of",
+    "readout_name",
     "render_pair",
     "render_prompt",
     "resolve_base",
+    "single_layer",
+    "single_layer_depth",
     "teacher_force",
     "uses_chat_template",
 ]

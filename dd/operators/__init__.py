@@ -10,6 +10,7 @@ heads' o_proj inputs), ``steering`` (add a contrastive direction to a layer's ou
 
 from typing import Any
 
+from dd.operators._hooks import HookHandle
 from dd.operators._protocol import (
     Handle,
     KeyMixin,
@@ -41,7 +42,6 @@ from dd.operators.sidecar import Sidecar, SidecarSpec, pooled
 from dd.operators.steering import (
     ContrastivePair,
     Steering,
-    SteeringHandle,
     SteeringSpec,
     SteeringVector,
     steering_vector,
@@ -51,7 +51,7 @@ from dd.operators.system_prompt import (
     SystemPromptSpec,
     supports_system_role,
 )
-from dd.operators.tempering import Tempering, TemperingHandle, TemperingSpec
+from dd.operators.tempering import Tempering, TemperingSpec
 
 __all__ = [
     "ContrastivePair",
@@ -59,6 +59,7 @@ __all__ = [
     "Frozen",
     "FrozenSpec",
     "Handle",
+    "HookHandle",
     "KeyMixin",
     "Lora",
     "LoraAdapter",
@@ -74,13 +75,11 @@ __all__ = [
     "SidecarSpec",
     "Site",
     "Steering",
-    "SteeringHandle",
     "SteeringSpec",
     "SteeringVector",
     "SystemPrompt",
     "SystemPromptSpec",
     "Tempering",
-    "TemperingHandle",
     "TemperingSpec",
     "decoder_layers",
     "get_operator",

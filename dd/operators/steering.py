@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from dd.operators._hooks import HookHandle
 from dd.operators._protocol import KeyMixin
 from dd.operators._registry import register_operator
 from dd.operators._sites import decoder_layers, model_of
-from dd.operators.tempering import TemperingHandle
 from dd.paper import content_hash
 
 if TYPE_CHECKING:
@@ -139,10 +139,6 @@ class SteeringSpec:
     vector_sha256: str
 
 
-class SteeringHandle(TemperingHandle):
-    """The hook handle tempering uses: ``remove()`` or leaving the ``with`` block takes the hook off."""
-
-
 @register_operator("steering")
 class Steering(KeyMixin):
     """Add ``multiplier * vector`` to the output of the vector's layer at every position while applied."""
@@ -154,7 +150,7 @@ class Steering(KeyMixin):
         self.vector = vector
         self.spec = SteeringSpec(vector.layer, float(multiplier), vector.sha256)
 
-    def apply(self, base: LoadedBase | Any) -> SteeringHandle:
+    def apply(self, base: LoadedBase | Any) -> HookHandle:
         """Register the hook now.
 
         Raises:
@@ -171,7 +167,7 @@ class Steering(KeyMixin):
                              f"has {config.hidden_size}")
         delta = self.spec.multiplier * torch.from_numpy(self.vector.values.copy())
         hooks: list[Any] = []
-        handle = SteeringHandle(hooks)
+        handle = HookHandle(hooks)
 
         def hook(_module: Any, _args: Any, out: Any) -> Any:
             handle.calls[layer] += 1

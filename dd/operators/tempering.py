@@ -7,10 +7,10 @@ touching the weights (so an adapter or a cached base is never mutated).
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any
 
+from dd.operators._hooks import HookHandle
 from dd.operators._protocol import KeyMixin
 from dd.operators._registry import register_operator
 from dd.operators._sites import Site, model_of, projection_sites
@@ -33,29 +33,6 @@ class TemperingSpec:
     heads: tuple[tuple[int, int], ...]
     lam: float
     allow_linear_attn: bool = False
-
-
-class TemperingHandle:
-    """Registered pre-hooks; ``remove()`` or leaving the ``with`` block takes them off.
-
-    Attributes:
-        calls: per layer, how many forwards the hook has scaled.
-    """
-
-    def __init__(self, hooks: list[Any]) -> None:
-        self._hooks = hooks
-        self.calls: Counter[int] = Counter()
-
-    def remove(self) -> None:
-        for h in self._hooks:
-            h.remove()
-        self._hooks = []
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.remove()
 
 
 @register_operator("tempering")
@@ -89,7 +66,7 @@ class Tempering(KeyMixin):
             by_layer.setdefault(layer, []).append(head)
         return by_layer
 
-    def apply(self, base: LoadedBase | Any) -> TemperingHandle:
+    def apply(self, base: LoadedBase | Any) -> HookHandle:
         """Register one pre-hook per chosen layer now.
 
         Raises:
@@ -99,7 +76,7 @@ class Tempering(KeyMixin):
 
         sites = projection_sites(model_of(base))
         hooks: list[Any] = []
-        handle = TemperingHandle(hooks)
+        handle = HookHandle(hooks)
         for layer, heads in self._check(sites).items():
             site = sites[layer]
             scale = torch.ones(site.n_heads * site.head_dim)

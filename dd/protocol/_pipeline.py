@@ -28,6 +28,7 @@ from dd.protocol import _fits as fits
 from dd.protocol import _gates as gates
 from dd.protocol import _groups as groups
 from dd.protocol import _stats as stats
+from dd.protocol._agreement import combine
 from dd.protocol._mdl import online_code
 from dd.protocol._specs import FORKING_PATHS, SpecCurve, SpecGrid, spec_curve
 from dd.protocol._verdict import FAIL, INCONCLUSIVE, PASS, Verdict
@@ -265,41 +266,68 @@ def fresh_step(source: FeatureSource, C: float = 1.0, *, strict: bool = False, s
     return StepResult("fresh", {**metrics, **curve.metrics(), **grouped, **mdl, **surface, **ledger}, verdict, curve)
 
 
+def member_verdict(cv: StepResult, fresh: StepResult, n_members: int = 1, what: str = "axes") -> Verdict:
+    """Both gates of one of `n_members` alternatives (a label axis among several); a pass corrected across them.
+
+    Each gate's family-wise p covers its own specification grid. A claim that some one of several
+    axes carries the signal picks the best of them as well, so a pass stands only when each gate's
+    p clears alpha / `n_members` (Bonferroni); else it is inconclusive with code `forking_paths`.
+    """
+    verdict = combine(cv=cv.verdict, fresh=fresh.verdict)
+    alpha = gates.bars("specs")["alpha"]
+    bar = alpha / n_members
+    worst = max(cv.metrics["specs.fw_p"], fresh.metrics["specs.fw_p"])
+    if not verdict.passed or worst <= bar:
+        return verdict
+    return _downgrade(verdict, [f"forking paths across {n_members} {what}: the worst family-wise p of the two gates "
+                                f"is {worst:.4f} > {alpha}/{n_members} = {bar:.4f} (Bonferroni across the {what})"],
+                      FORKING_PATHS)
+
+
 def _both_gates(step: str, variants: Mapping[str, FeatureSource], C: float, strict: bool, seed: int,
-                estimator=None, grid: SpecGrid | None = None) -> StepResult:
+                estimator=None, grid: SpecGrid | None = None, across: str | None = None) -> StepResult:
     """Steps 1 and 2 per variant; pass when some variant passes both, fail when none could.
 
     Any one variant passing is what the protocol asks of steps 3-5 ("does some axis / view /
-    base carry the signal?"); each variant's numbers and reasons stay in the report.
+    base carry the signal?"); each variant's numbers and reasons stay in the report. With
+    `across` (what the variants are), a variant's pass is corrected across them (`member_verdict`);
+    step 4's views need no such step, as each view's curve holds the others already.
     """
     metrics: dict = {}
     reasons: list[str] = []
     words = []
+    forked = False
     for name, variant in variants.items():
         cv = cv_step(variant, C, strict=strict, seed=seed, estimator=estimator, grid=grid)
         fresh = fresh_step(variant, C, strict=strict, seed=seed, estimator=estimator, grid=grid)
         for r in (cv, fresh):
             metrics.update({f"{name}.{r.step}.{k}": v for k, v in r.metrics.items()})
             reasons.extend(f"{name} {r.step}: {why}" for why in r.reasons)
-        word = (PASS if cv.verdict.passed and fresh.verdict.passed
-                else FAIL if FAIL in (cv.verdict.verdict, fresh.verdict.verdict) else INCONCLUSIVE)
+        member = member_verdict(cv, fresh, len(variants) if across else 1, across or "")
+        word, forked = member.verdict, forked or member.code == FORKING_PATHS
+        if member.code == FORKING_PATHS:
+            reasons.extend(f"{name}: {why}" for why in member.reasons)
         metrics[f"{name}.verdict"] = word
         words.append(word)
     metrics["n_pass"] = words.count(PASS)
     metrics["n_variants"] = len(words)
     overall = PASS if PASS in words else INCONCLUSIVE if INCONCLUSIVE in words else FAIL
     gate = {"name": step, **{f"{g}.{k}": v for g in ("cv", "fresh") for k, v in gates.thresholds(g).items()}}
-    return StepResult(step, metrics, Verdict(overall, tuple(reasons), gate))
+    code = FORKING_PATHS if overall == INCONCLUSIVE and forked else None
+    return StepResult(step, metrics, Verdict(overall, tuple(reasons), gate, code))
 
 
 def axes_step(source: FeatureSource, C: float = 1.0, *, strict: bool = False, seed: int = 0,
               estimator=None, grid: SpecGrid | None = None) -> StepResult:
-    """Step 3: the same features against each extra label column (the views stay its alternatives)."""
+    """Step 3: the same features against each extra label column (the views stay its alternatives).
+
+    Some one axis passing is the claim, so each axis's pass is corrected across the axes (`member_verdict`).
+    """
     if not source.axes:
         raise ValueError(f"{source.name} has a single label column; step 3 needs several")
     variants = {a: replace(source, y_train=yt, y_fresh=yf, axes={}, second=None)
                 for a, (yt, yf) in source.axes.items()}
-    return _both_gates("axes", variants, C, strict, seed, estimator, grid)
+    return _both_gates("axes", variants, C, strict, seed, estimator, grid, across="axes")
 
 
 def pooled_step(source: FeatureSource, C: float = 1.0, *, strict: bool = False, seed: int = 0,

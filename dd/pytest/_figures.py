@@ -82,7 +82,7 @@ def auc_collapse(entries: list[dict]) -> bytes | None:
     if not series:
         return None
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(9, 1.2 + 0.32 * len(series)))
+    fig, ax = plt.subplots(figsize=(9, 1.5 + 0.32 * len(series)), layout="constrained")
     for row, (_, cv, fresh) in enumerate(series):
         ax.plot([cv.value, fresh.value], [row, row], color="lightgrey", lw=2, zorder=1)
         for auc, color, name in ((cv, "tab:blue", "CV"), (fresh, "tab:orange", "fresh")):
@@ -98,8 +98,7 @@ def auc_collapse(entries: list[dict]) -> bytes | None:
     ax.invert_yaxis()
     ax.set_xlabel("AUC (bootstrap 95% CI where recorded)")
     ax.set_title("AUC collapse from within-distribution CV to fresh transfer")
-    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.5 / (1.2 + 0.32 * len(series)) - 0.1), ncol=4)
-    fig.tight_layout()
+    fig.legend(fontsize=7, loc="outside lower center", ncol=4)  # below the x label, never over it
     return _png(fig)
 
 
@@ -130,14 +129,15 @@ def spec_curve(payload: dict) -> bytes:
     xs = range(n)
     auc, low, high = payload["auc"], payload["ci_low"], payload["ci_high"]
     ax.vlines(xs, low, high, color="lightgrey", lw=2, zorder=1)
-    for passed, face in ((True, "tab:blue"), (False, "white")):
+    size = 18 if n <= 200 else 4  # thousands of specifications: small marks, or the passing ones vanish
+    for passed, face, edge in ((False, "white", "tab:blue"), (True, "tab:green", "tab:green")):
         idx = [i for i in xs if bool(payload["passed"][i]) is passed]
         if not idx:
             continue
-        ax.scatter(idx, [auc[i] for i in idx], s=18, facecolors=face, edgecolors="tab:blue", zorder=2,
-                   label="passes the gate" if passed else "does not pass")
+        ax.scatter(idx, [auc[i] for i in idx], s=size, facecolors=face, edgecolors=edge, zorder=3 if passed else 2,
+                   label=f"passes the gate ({len(idx)})" if passed else f"does not pass ({len(idx)})")
     c = payload["claimed"]
-    ax.scatter([c], [auc[c]], s=90, marker="*", color="tab:red", zorder=3, label=f"claimed: {payload['labels'][c]}")
+    ax.scatter([c], [auc[c]], s=90, marker="*", color="tab:red", zorder=4, label=f"claimed: {payload['labels'][c]}")
     ax.axhline(payload["bar"], color="black", ls="--", lw=1, label=f"{payload['gate']} gate {payload['bar']}")
     ax.axhline(0.5, color="red", lw=0.5)
     if n <= 40:
