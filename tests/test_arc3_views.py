@@ -13,7 +13,7 @@ import pytest
 
 from claims.arc3.test_frozen_bases import feature_views, view_name
 from dd.fixtures.bases import BasePool
-from dd.lm import READOUTS, FeatureSet, readout_name
+from dd.lm import READOUTS, FeatureSet, readout_name, single_layer_depth
 from dd.protocol import spec_grid
 
 
@@ -34,7 +34,7 @@ def fake_features(spec, n: int, depth: int = 8, seed: int = 0) -> FeatureSet:
     """Random read-outs of `spec` from a base with `depth` layers (deeper single layers are not read)."""
     rng = np.random.default_rng([n, seed])
     arrays = {readout_name(*r): rng.normal(size=(n, 4)).astype(np.float32) for r in spec.readouts
-              if not r[1].startswith("layer-") or int(r[1][6:]) <= depth}
+              if (single_layer_depth(r[1]) or 0) <= depth}
     pooled = {k: v for k, v in arrays.items() if k in READOUTS.values()}
     return FeatureSet(positions=np.zeros(n, int), n_response_tokens=np.ones(n, int), n_tokens=np.ones(n, int),
                       truncated=np.zeros(n, bool), **pooled,

@@ -180,11 +180,11 @@ class FeatureSet:
             ValueError: for a read-out that does not exist or was not extracted.
         """
         name = readout_name(position, layers)
-        X = self.single_layers.get(name) if single_layer_depth(layers) else getattr(self, name)
+        single = single_layer_depth(layers) is not None
+        X = self.single_layers.get(name) if single else getattr(self, name)
         if X is None:
             raise ValueError(f"{position}/{layers} was not extracted: add the position to FeatureSpec.positions"
-                             + (" and read FeatureSpec.each_of_last layers from a base that deep"
-                                if single_layer_depth(layers) else ""))
+                             + (" and read FeatureSpec.each_of_last layers from a base that deep" if single else ""))
         return X
 
     def held(self) -> set[tuple[Position, str]]:

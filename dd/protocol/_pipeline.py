@@ -295,8 +295,7 @@ def _both_gates(step: str, variants: Mapping[str, FeatureSource], C: float, stri
     """
     metrics: dict = {}
     reasons: list[str] = []
-    words = []
-    forked = False
+    members: list[Verdict] = []
     for name, variant in variants.items():
         cv = cv_step(variant, C, strict=strict, seed=seed, estimator=estimator, grid=grid)
         fresh = fresh_step(variant, C, strict=strict, seed=seed, estimator=estimator, grid=grid)
@@ -304,15 +303,16 @@ def _both_gates(step: str, variants: Mapping[str, FeatureSource], C: float, stri
             metrics.update({f"{name}.{r.step}.{k}": v for k, v in r.metrics.items()})
             reasons.extend(f"{name} {r.step}: {why}" for why in r.reasons)
         member = member_verdict(cv, fresh, len(variants) if across else 1, across or "")
-        word, forked = member.verdict, forked or member.code == FORKING_PATHS
         if member.code == FORKING_PATHS:
             reasons.extend(f"{name}: {why}" for why in member.reasons)
-        metrics[f"{name}.verdict"] = word
-        words.append(word)
+        metrics[f"{name}.verdict"] = member.verdict
+        members.append(member)
+    words = [m.verdict for m in members]
     metrics["n_pass"] = words.count(PASS)
     metrics["n_variants"] = len(words)
     overall = PASS if PASS in words else INCONCLUSIVE if INCONCLUSIVE in words else FAIL
     gate = {"name": step, **{f"{g}.{k}": v for g in ("cv", "fresh") for k, v in gates.thresholds(g).items()}}
+    forked = any(m.code == FORKING_PATHS for m in members)
     code = FORKING_PATHS if overall == INCONCLUSIVE and forked else None
     return StepResult(step, metrics, Verdict(overall, tuple(reasons), gate, code))
 
